@@ -8,11 +8,14 @@ package assertion
 
 import (
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +107,9 @@ type Token struct {
 	Header jose.Header
 	// Claims are unverified until Verify succeeds.
 	Claims Claims
+	// sigLen is the length of the signature in bytes: an RSA key checks
+	// only one as long as its modulus (see fits).
+	sigLen int
 }
 
 // Parse parses raw and decodes its claims without checking the signature,
@@ -133,7 +139,9 @@ func Parse(raw string) (*Token, error) {
 	if err != nil {
 		return nil, fail(Malformed, notCompact, loggedCause(err))
 	}
-	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0]}
+	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0],
+		// The last of the three segments that go-jose decoded, unpadded.
+		sigLen: base64.RawURLEncoding.DecodedLen(len(compact) - strings.LastIndexByte(compact, '.') - 1)}
 	if err := checkCritical(t.Header); err != nil {
 		return nil, err
 	}
@@ -333,6 +341,11 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 			}
 			continue
 		}
+		if !t.fits(pub) {
+			// Not tried, as it would be refused at once; the decoy of
+			// the signature's length is checked instead.
+			continue
+		}
 		tried = true
 		if err := t.verifyWith(pub, jose.SignatureAlgorithm(alg)); err != nil {
 			continue
@@ -344,10 +357,11 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 		return k, nil
 	}
 	if !tried {
-		// An account with no key to try (none of alg, or all expired or
-		// unusable, or none at all: one with secrets only) answers as late
-		// as one whose keys all refuse the signature, and as an unknown
-		// account does (VerifyDecoy).
+		// An account with no key to try (none of alg or of the
+		// signature's length, or all expired or unusable, or none at
+		// all: one with secrets only) answers as late as one whose keys
+		// all refuse the signature, and as an unknown account does
+		// (VerifyDecoy).
 		t.VerifyDecoy()
 	}
 	if disabled != nil {
@@ -377,45 +391,91 @@ var signatureChecks atomic.Uint64
 // spent one.
 func SignatureChecks() uint64 { return signatureChecks.Load() }
 
-// decoyKeys are public keys, one for each of Algorithms, whose private keys
-// were thrown away when they were made: VerifyDecoy checks signatures with
-// them. An RSA key is 2048 bits, as the keys Google and keyward make are.
-var decoyKeys = sync.OnceValue(func() map[jose.SignatureAlgorithm]crypto.PublicKey {
-	keys := map[jose.SignatureAlgorithm]crypto.PublicKey{}
-	for alg, b64 := range map[jose.SignatureAlgorithm]string{
-		jose.RS256: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvHGHOn2wS4ewkIguG7kdmHmjzVcwkUj8AAXysh9sQYFG5zXEXBkkEUEeRCiJVAHi++eafpyeYRRbL9DfVGLthKT6Wn1gPaMIyqMpliKFTE4NYAe5wyiJTIW7VeiXLY4++SSrYEMyYA/Kv8fF6EyvjbsmUYa5HhbVMR6XlIvxi7BfN8xIUn7nkXeGusrh17ppRJYJr5HCxcDqus6pAeNrSl9T2aKidYxCwflnMOJd/j1wvOi2bMm1Xt/iSivtQtb3KCWj2iQ1iaJ1+xm5zCFq6TfQkcD5EJBmrD0q3GdK4XIKFQuHaljE01ugGe3pvjB6bApcjduW8G0JbbKscGg6kwIDAQAB",
-		jose.ES256: "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAElMaUP+4G1UOVBY+8tz0pZi+TJUhnsUu9OM01Glu3bFtWyq5bzoy95ePqBJbAqLD4qJiwtOXitGO+skvB3lY6og==",
-	} {
-		der, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			panic(err) // a constant above
-		}
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			panic(err) // a constant above
-		}
-		keys[alg] = pub
+// fits reports whether pub checks t's signature in full: an RSA key
+// refuses at once a signature of another length than its modulus's (RFC
+// 8017 §8.2.2), so its check costs what the signature's length does, not
+// the key's. Every ES256 signature and P-256 key is checked in full (a
+// signature of another length than 64 bytes is refused at once by every
+// key, the decoy's too).
+func (t *Token) fits(pub crypto.PublicKey) bool {
+	if k, ok := pub.(*rsa.PublicKey); ok {
+		return k.Size() == t.sigLen
 	}
-	return keys
+	return true
+}
+
+// decoyES256 is a P-256 public key whose private key was thrown away when
+// it was made: VerifyDecoy checks ES256 signatures with it.
+var decoyES256 = sync.OnceValue(func() crypto.PublicKey {
+	der, err := base64.StdEncoding.DecodeString("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAElMaUP+4G1UOVBY+8tz0pZi+TJUhnsUu9OM01Glu3bFtWyq5bzoy95ePqBJbAqLD4qJiwtOXitGO+skvB3lY6og==")
+	if err != nil {
+		panic(err) // a constant
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		panic(err) // a constant
+	}
+	return pub
 })
 
+// decoysRSA are the RSA decoy keys, one for each length in bytes of a
+// modulus of keyfile.MinRSABits to keyfile.MaxRSABits bits, made when
+// first needed: 769 at most, under 1 MiB.
+var decoysRSA [keyfile.MaxRSABits/8 - keyfile.MinRSABits/8 + 1]atomic.Pointer[rsa.PublicKey]
+
+// decoyRSA returns the RSA decoy key whose modulus is size bytes long, or
+// nil when no RSA key Keyward accepts has one that long. Its modulus is a
+// random odd number of 8×size bits, no product of two primes: no one holds
+// a private key for it, and a signature's check with it costs what one
+// with a real key of that length does (bigmod's arithmetic does not
+// depend on the numbers, only on their length).
+func decoyRSA(size int) *rsa.PublicKey {
+	i := size - keyfile.MinRSABits/8
+	if i < 0 || i >= len(decoysRSA) {
+		return nil
+	}
+	if pub := decoysRSA[i].Load(); pub != nil {
+		return pub
+	}
+	b := make([]byte, size)
+	rand.Read(b) // never fails (crypto/rand)
+	b[0] |= 0x80
+	b[size-1] |= 1
+	decoysRSA[i].CompareAndSwap(nil, &rsa.PublicKey{N: new(big.Int).SetBytes(b), E: 65537})
+	return decoysRSA[i].Load()
+}
+
 // VerifyDecoy checks t's signature against a key no one holds, of the
-// algorithm t's header names, and ignores the answer. A caller refusing an
-// assertion whose iss names no account calls it, so that the refusal costs
-// what a signature that none of a known account's keys verifies does: its
-// answer is the same ("Invalid JWT Signature."), and must not come back
-// measurably sooner, or a guesser timing it could tell which emails and
-// client IDs are accounts.
+// algorithm t's header names and, for RS256, of the signature's length,
+// and ignores the answer. A caller refusing an assertion whose iss names
+// no account calls it, so that the refusal costs what a signature that
+// none of a known account's keys verifies does: its answer is the same
+// ("Invalid JWT Signature."), and must not come back measurably sooner,
+// or a guesser timing it could tell which emails and client IDs are
+// accounts. An RS256 signature of a length no RSA key Keyward accepts has
+// (under keyfile.MinRSABits or over keyfile.MaxRSABits bits) is checked
+// with nothing, as a known account's keys would refuse it at once.
 func (t *Token) VerifyDecoy() {
-	alg := jose.SignatureAlgorithm(t.Header.Algorithm)
-	if pub, ok := decoyKeys()[alg]; ok { // Parse accepts only Algorithms
-		_ = t.verifyWith(pub, alg)
+	switch alg := jose.SignatureAlgorithm(t.Header.Algorithm); alg { // Parse accepts only Algorithms
+	case jose.RS256:
+		if pub := decoyRSA(t.sigLen); pub != nil {
+			_ = t.verifyWith(pub, alg)
+		}
+	case jose.ES256:
+		_ = t.verifyWith(decoyES256(), alg)
 	}
 }
+
+// onCheck, set by tests only, is given each key verifyWith checks a
+// signature with.
+var onCheck func(pub crypto.PublicKey)
 
 // verifyWith checks the signature with pub, a key registered for alg.
 func (t *Token) verifyWith(pub crypto.PublicKey, alg jose.SignatureAlgorithm) error {
 	signatureChecks.Add(1)
+	if onCheck != nil {
+		onCheck(pub)
+	}
 	if t.padded != nil {
 		return t.padded.Verify(pub, alg)
 	}

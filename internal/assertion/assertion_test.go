@@ -1,6 +1,7 @@
 package assertion
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -924,9 +926,9 @@ func TestVerifyDecoy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub, ok := decoyKeys()[alg]
-			if !ok {
-				t.Fatalf("no decoy key for %s", alg)
+			pub := decoyES256()
+			if alg == jose.RS256 {
+				pub = decoyRSA(2048 / 8)
 			}
 			if err := tok.verifyWith(pub, alg); !errors.Is(err, jose.ErrCryptoFailure) {
 				t.Fatalf("verify with the decoy key: %v, want %v", err, jose.ErrCryptoFailure)
@@ -969,6 +971,96 @@ func BenchmarkBadSignature(b *testing.B) {
 		b.Run(string(alg)+"/decoy", func(b *testing.B) {
 			for b.Loop() {
 				tok.VerifyDecoy()
+			}
+		})
+	}
+}
+
+// TestSignatureCheckedAtItsLength: rsa.VerifyPKCS1v15 refuses at once a
+// signature of another length than the key's modulus (RFC 8017 §8.2.2),
+// so a check costs what a key of the signature's length does. A refused
+// assertion makes exactly one check with a key of its signature's length,
+// and none with a key of another, whether its iss names no account
+// (VerifyDecoy) or an account whose keys are all of other lengths: a
+// guesser sending an 8192-bit signature learns nothing from its answer
+// coming later for an account with a key of 8192 bits. A signature of a
+// length no key accepted has (under keyfile.MinRSABits or over
+// keyfile.MaxRSABits) is checked with nothing, whoever the iss names.
+// ES256 signatures are 64 bytes, as every P-256 key's, the decoy's too.
+func TestSignatureCheckedAtItsLength(t *testing.T) {
+	rsaKey := func(bits int) storage.Key {
+		spki, err := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(bits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storage.Key{ID: fmt.Sprintf("rsa-%d", bits), AccountID: "a", Algorithm: "RS256", PublicKey: spki}
+	}
+	_, es := fixture(t)
+	tests := []struct {
+		name   string
+		alg    string
+		sigLen int           // bytes
+		keys   []storage.Key // nil: the iss names no account
+		padded bool          // segments with base64 padding (package jwspad)
+		want   []int         // the lengths of the keys checked, in bytes
+	}{
+		{"unknown, 2048-bit signature", "RS256", 256, nil, false, []int{256}},
+		{"unknown, 3000-bit signature", "RS256", 375, nil, false, []int{375}},
+		{"unknown, 4096-bit signature", "RS256", 512, nil, false, []int{512}},
+		{"unknown, 4096-bit signature, padded", "RS256", 512, nil, true, []int{512}},
+		{"unknown, 8192-bit signature", "RS256", 1024, nil, false, []int{1024}},
+		{"unknown, shorter than any key", "RS256", 128, nil, false, nil},
+		{"unknown, longer than any key", "RS256", 1025, nil, false, nil},
+		{"4096-bit key, 4096-bit signature", "RS256", 512, []storage.Key{rsaKey(4096)}, false, []int{512}},
+		{"2048-bit key, 4096-bit signature", "RS256", 512, []storage.Key{rsaKey(2048)}, false, []int{512}},
+		{"2048-bit key, 4096-bit signature, padded", "RS256", 512, []storage.Key{rsaKey(2048)}, true, []int{512}},
+		{"2048- and 4096-bit keys, 4096-bit signature", "RS256", 512, []storage.Key{rsaKey(2048), rsaKey(4096)}, false, []int{512}},
+		{"4096-bit key, 2048-bit signature", "RS256", 256, []storage.Key{rsaKey(4096)}, false, []int{256}},
+		{"2048-bit key, 8192-bit signature", "RS256", 1024, []storage.Key{rsaKey(2048)}, false, []int{1024}},
+		{"8192-bit key, longer signature", "RS256", 1025, []storage.Key{rsaKey(8192)}, false, nil},
+		{"2048-bit key, shorter signature", "RS256", 128, []storage.Key{rsaKey(2048)}, false, nil},
+		{"unknown, ES256", "ES256", 64, nil, false, []int{64}},
+		{"P-256 key, ES256", "ES256", 64, es, false, []int{64}},
+		{"P-256 key, ES256 signature too long", "ES256", 512, es, false, []int{64}},
+		{"unknown, ES256 signature too long", "ES256", 512, nil, false, []int{64}},
+	}
+	var checked []int
+	onCheck = func(pub crypto.PublicKey) {
+		switch k := pub.(type) {
+		case *rsa.PublicKey:
+			checked = append(checked, k.Size())
+		case *ecdsa.PublicKey:
+			checked = append(checked, 2*((k.Curve.Params().BitSize+7)/8))
+		default:
+			t.Errorf("checked with a %T", pub)
+		}
+	}
+	t.Cleanup(func() { onCheck = nil })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := base64.RawURLEncoding
+			if tt.padded {
+				enc = base64.URLEncoding
+			}
+			sig := make([]byte, tt.sigLen)
+			rand.Read(sig)
+			raw := enc.EncodeToString([]byte(`{"alg":"`+tt.alg+`"}`)) + "." +
+				enc.EncodeToString([]byte(`{"iss":"a@p"}`)) + "." + enc.EncodeToString(sig)
+			tok, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.padded != (tok.padded != nil) {
+				t.Fatalf("Parse: padded %v, want %v", tok.padded != nil, tt.padded)
+			}
+			checked = nil
+			if tt.keys == nil {
+				tok.VerifyDecoy()
+			} else if _, err := tok.verifySignature(tt.keys, now, nil); !IsReason(err, BadSignature) {
+				t.Fatalf("verifySignature: %v, want reason BadSignature", err)
+			}
+			if !slices.Equal(checked, tt.want) {
+				t.Errorf("checked with keys of %v bytes, want %v", checked, tt.want)
 			}
 		})
 	}
