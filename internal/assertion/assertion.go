@@ -300,6 +300,16 @@ type Expect struct {
 // or deleted key would verify is a BadSignature.
 // The BadSignature's cause, for the log, names an expired key or a kid
 // that names no key of the account, when the kid does.
+//
+// A refusal costs one signature check for each key tried: those of the
+// assertion's alg and, for RS256, of its signature's length (see fits),
+// unexpired and usable; with none, one check with a decoy key, as for an
+// iss naming no account (VerifyDecoy). So an account with several such
+// keys answers a signature that none verifies later than an unknown iss
+// does, and timing can tell it is an account. The kid does not bound
+// this: the sender chooses it, and one naming no key, or none (a key file
+// without private_key_id), has every key tried. Checking as many decoys
+// as an account may have keys would cost every refusal up to 10 checks.
 func (t *Token) Verify(keys []storage.Key, e Expect) (storage.Key, error) {
 	k, err := t.verifySignature(keys, e.Now, e.Logger)
 	if err != nil {
