@@ -281,8 +281,8 @@ func (s *Service) CreateAPI(ctx context.Context, actor Actor, in APIInput) (stor
 	// each take the other's. The store checks it in the insert's
 	// transaction, so two concurrent creations cannot both pass.
 	if taken, ok := errors.AsType[*storage.IdentifierTakenError](err); ok {
-		return a, conflict("The API identifier %s differs from the API %q's, %s, only in the case of its scheme or host or in a trailing slash: APIs that take service accounts' self-signed JWTs take those for either. Use another identifier.",
-			quoteClip(in.Identifier), taken.API, quoteClip(taken.Identifier))
+		return a, conflict("The API identifier %s differs from the API %s's, %s, only in the case of its scheme or host or in a trailing slash: APIs that take service accounts' self-signed JWTs take those for either. Use another identifier.",
+			quoteClip(in.Identifier), quoteClip(taken.API), quoteClip(taken.Identifier))
 	}
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return a, s.apiTaken(ctx, a)
@@ -304,13 +304,13 @@ func (s *Service) apiTaken(ctx context.Context, a storage.API) error {
 			case o.Name == a.Name:
 				return conflict("The API %q exists already.", a.Name)
 			case o.Identifier == a.Identifier:
-				return conflict("The API identifier %s is the API %q's already: each API has its own. Use another identifier.", quoteClip(a.Identifier), o.Name)
+				return conflict("The API identifier %s is the API %s's already: each API has its own. Use another identifier.", quoteClip(a.Identifier), quoteClip(o.Name))
 			}
 		}
 		for _, o := range apis {
 			for _, sc := range o.Scopes {
 				if slices.Contains(a.Scopes, sc) {
-					return conflict("The scope %s belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), o.Name)
+					return conflict("The scope %s belongs to the API %s: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), quoteClip(o.Name))
 				}
 			}
 		}
@@ -455,11 +455,11 @@ func scopesHeldOnUpdate(name string, held *storage.ScopesHeldError, old []string
 		}
 	}
 	if slices.ContainsFunc(scopes, func(sc string) bool { return slices.Contains(old, sc) }) {
-		return conflict("The scopes %s cannot be removed from the API %q while they are granted: %s. Remove them from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
-			strings.Join(scopes, " "), name, holderList(held))
+		return conflict("The scopes %s cannot be removed from the API %s while they are granted: %s. Remove them from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
+			strings.Join(scopes, " "), quoteClip(name), holderList(held))
 	}
-	return conflict("The scopes %s cannot be added to the API %q while they are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
-		strings.Join(scopes, " "), name, holderList(held))
+	return conflict("The scopes %s cannot be added to the API %s while they are granted already, left from a deleted API that had them: %s. They would get this API's access unnoticed: remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.",
+		strings.Join(scopes, " "), quoteClip(name), holderList(held))
 }
 
 // scopeTaken describes UpdateAPI's refusal of a scope another API has,
@@ -473,7 +473,7 @@ func (s *Service) scopeTaken(ctx context.Context, name string, scopes []string) 
 			}
 			for _, sc := range a.Scopes {
 				if slices.Contains(scopes, sc) {
-					return conflict("The scope %s belongs to the API %q: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), a.Name)
+					return conflict("The scope %s belongs to the API %s: each scope belongs to one API. Remove it there first, or choose another name.", quoteClip(sc), quoteClip(a.Name))
 				}
 			}
 		}
@@ -503,7 +503,7 @@ func (s *Service) DeleteAPIIf(ctx context.Context, actor Actor, name string, mat
 	}
 	err := s.store.DeleteAPI(ctx, name, check, s.event(actor, "api.delete", "", map[string]string{"api": name}))
 	if held, ok := errors.AsType[*storage.ScopesHeldError](err); ok {
-		return conflict("The API %q cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", name, holderList(held))
+		return conflict("The API %s cannot be deleted while its scopes are granted: %s. Remove the scopes from these accounts (keyward sa update --scopes) and delegations (keyward delegation grant with fewer scopes, or revoke) first.", quoteClip(name), holderList(held))
 	}
 	return storeErr(err, "The API "+quoteClip(name))
 }

@@ -214,6 +214,39 @@ func TestErrorsShowStoredNames(t *testing.T) {
 		{name: "API scopes held", do: func() error {
 			return svc.DeleteAPI(ctx, op, apiName)
 		}, status: 409, want: []string{"account " + q(email) + " (orders.read)", "delegation of client " + q(clientID) + " in " + q(domain) + " (orders.write)"}},
+		{name: "long API identifier differs in case 409", do: func() error {
+			_, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "long2", Identifier: "https://LONG.internal", Scopes: []string{"long2.read"}})
+			return err
+		}, status: 409, want: []string{"differs from the API " + validate.QuoteClip(longAPI) + "'s, "}},
+		{name: "long API identifier taken 409", do: func() error {
+			_, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "long2", Identifier: "https://long.internal", Scopes: []string{"long2.read"}})
+			return err
+		}, status: 409, want: []string{"is the API " + validate.QuoteClip(longAPI) + "'s already"}},
+		{name: "long API scope taken on create 409", do: func() error {
+			_, err := svc.CreateAPI(ctx, op, admin.APIInput{Name: "long2", Identifier: "https://long2.internal", Scopes: []string{"long.read"}})
+			return err
+		}, status: 409, want: []string{"belongs to the API " + validate.QuoteClip(longAPI) + ":"}},
+		{name: "long API scope taken on update 409", do: func() error {
+			scopes := []string{"orders.read", "orders.write", "long.read"}
+			_, err := svc.UpdateAPI(ctx, op, apiName, admin.APIUpdate{Scopes: &scopes})
+			return err
+		}, status: 409, want: []string{"belongs to the API " + validate.QuoteClip(longAPI) + ":"}},
+		{name: "long API delete scopes held 409", before: func(t *testing.T) {
+			_, err := st.UpdateAccount(ctx, "legacy-long", func(a storage.Account) (storage.Account, error) {
+				a.Scopes = []string{"long.read"}
+				return a, nil
+			}, ev("account.update"))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, do: func() error {
+			return svc.DeleteAPI(ctx, op, longAPI)
+		}, status: 409, want: []string{"The API " + validate.QuoteClip(longAPI) + " cannot be deleted while"}},
+		{name: "long API update scopes held 409", do: func() error {
+			scopes := []string{"long.write"}
+			_, err := svc.UpdateAPI(ctx, op, longAPI, admin.APIUpdate{Scopes: &scopes})
+			return err
+		}, status: 409, want: []string{"cannot be removed from the API " + validate.QuoteClip(longAPI) + " while"}},
 		{name: "last way in: scope removed", do: func() error {
 			_, err := svc.UpdateAccount(ctx, op, "legacy-w", admin.AccountUpdate{Scopes: &noScopes})
 			return err
