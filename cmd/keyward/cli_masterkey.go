@@ -205,16 +205,20 @@ still need the old key.
 			// (written and synced before the store changes): back-ups
 			// taken before the rotation need it.
 			// Never over another kept key (two rotations in one second, a
-			// clock set back): a taken name gets a suffix. Rotations hold
-			// the locks of lockForRotate, so none takes it meanwhile.
+			// clock set back): a taken name gets a suffix, up to
+			// -maxKeptSuffix. Rotations hold the locks of lockForRotate,
+			// so none takes it meanwhile.
 			stamp := source + ".old-" + now.UTC().Format("20060102T150405Z")
 			kept := stamp
 			for i := 2; ; i++ {
-				if _, err := os.Lstat(kept); err == nil && i <= 1000 { // taken; another error, the write says
-					kept = fmt.Sprintf("%s-%d", stamp, i)
-					continue
+				if _, err := os.Lstat(kept); err != nil { // free; another error, the write says
+					break
 				}
-				break
+				if i > maxKeptSuffix {
+					return fmt.Errorf("the current key %s cannot be kept for the back-ups taken before: %s and %d names like it are taken (-2 to -%d), nothing was changed: move the kept keys elsewhere",
+						source, stamp, maxKeptSuffix-1, maxKeptSuffix)
+				}
+				kept = fmt.Sprintf("%s-%d", stamp, i)
 			}
 			oldFile, err := os.ReadFile(source)
 			if err == nil {
@@ -319,6 +323,11 @@ func removeKeptCopy(kept string, err error) error {
 // rotateLocked is called once master-key rotate holds its locks; tests
 // start servers meanwhile.
 var rotateLocked = func() {}
+
+// maxKeptSuffix bounds the suffixes master-key rotate tries for the kept
+// copy of the old key (master.key.old-<UTC time>-2, -3, …); a variable so
+// that tests can lower it.
+var maxKeptSuffix = 1000
 
 // What a store holds sealed after a rotation's error: resealedUnder.
 const (
