@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -147,4 +148,43 @@ func TestMasterKeyFileMode(t *testing.T) {
 		stderr := run(t, "recover-admin", "--config=", "--data-dir", dir, "--master-key-file", f, "--key-file", filepath.Join(t.TempDir(), "admin.json"))
 		warned(t, "recover-admin", stderr, f)
 	})
+}
+
+// TestMasterKeyModeWording: the warning of a master key file that group
+// or others may access says what they can do from its mode: read it,
+// change it, or both (execute alone, for the bit that grants only that);
+// it said they could read it for any group or other bit, 0620 included.
+func TestMasterKeyModeWording(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		want string
+	}{
+		{0o640, "read"},
+		{0o604, "read"},
+		{0o620, "change"},
+		{0o602, "change"},
+		{0o660, "read or change"},
+		{0o646, "read or change"},
+		{0o624, "read or change"},
+		{0o610, "execute"},
+	} {
+		for _, generated := range []bool{false, true} {
+			want := "other local users can " + tt.want + " the master key file,"
+			if generated {
+				want = "other local users could " + tt.want + " the master key file ("
+			}
+			t.Run(fmt.Sprintf("%#o generated=%v", tt.mode, generated), func(t *testing.T) {
+				f := filepath.Join(t.TempDir(), "master.key")
+				mustWriteFile(t, f, []byte(strings.Repeat("5a", 32)+"\n"))
+				if err := os.Chmod(f, tt.mode); err != nil {
+					t.Fatal(err)
+				}
+				var log bytes.Buffer
+				checkMasterKeyMode(f, generated, slog.New(slog.NewTextHandler(&log, nil)))
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("logged:\n%s\nwant %q", log.String(), want)
+				}
+			})
+		}
+	}
 }
