@@ -50,7 +50,13 @@ var (
 	// lost (or its context done) once its COMMIT may have been sent: the
 	// database may have carried it out, or may yet, after a read that
 	// finds it not done. The cause is wrapped with it, its text unchanged.
-	// SQLite's commits never fail so: it has no connection to lose.
+	// It errs on the safe side: any commit error that is not the
+	// database's own answer carries it, so it is also set for commits
+	// surely not carried out, whose COMMIT was never sent (the context
+	// ended before it: database/sql returns ctx.Err() and rolls back) or
+	// was answered with a rollback (pgx's ErrTxCommitRollback, of a
+	// transaction an earlier statement's error aborted). SQLite's commits
+	// never fail so: it has no connection to lose.
 	ErrCommitUnknown = errors.New("the commit's outcome is not known")
 )
 

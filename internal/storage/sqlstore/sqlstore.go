@@ -34,7 +34,10 @@ type Dialect struct {
 	// statement. SQLite needs none: it has no connection to lose.
 	IsConnLost func(err error) bool
 	// IsBusy, if set, reports whether err is a wait for a lock given up
-	// (storage.ErrBusy), which Commit returns wrapped with ErrBusy.
+	// (storage.ErrBusy): Store.Commit (the batch of token writes) and
+	// Ping return such an error wrapped with ErrBusy, as their callers
+	// tell a busy store from a failing one; the other methods, tx's
+	// commits included, return it as it is.
 	IsBusy func(err error) bool
 	// LockAudit and LockSigningKeys, if set, run at the start of a
 	// transaction that appends to the audit chain or rewrites the signing
@@ -375,7 +378,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error, evs ...storage.A
 }
 
 // commitUnknownError is a commit's error that is storage.ErrCommitUnknown:
-// the connection was lost, or its context done, with COMMIT maybe sent.
+// the connection was lost, or its context done, with COMMIT maybe sent,
+// or any other error that is not the database's answer (IsConnLost), such
+// as the context's error before COMMIT was sent or pgx's
+// ErrTxCommitRollback: see storage.ErrCommitUnknown.
 type commitUnknownError struct{ error }
 
 func (e commitUnknownError) Unwrap() error { return e.error }
