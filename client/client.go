@@ -140,7 +140,10 @@ func otherCredential(typ string) error {
 // TokenSource returns tokens for the key file's service account from the
 // JWT-bearer grant (RFC 7523 §2.1) at the key file's token_uri, with the
 // assertion Google's libraries send (iss, scope, aud, iat, exp), signed
-// RS256 or ES256 by the key.
+// RS256 or ES256 by the key. A token_uri with a user name or password, or
+// plain http to a host that is not loopback, is refused, as
+// JWTBearerConfig.TokenURL says: give JWTBearer a TokenURL to send
+// requests elsewhere.
 //
 // The source keeps ctx for every token request it makes: its HTTP client
 // (oauth2.HTTPClient) and its end, after which every request fails. Give it
@@ -591,6 +594,8 @@ func DefaultCredentialsFile() string {
 // FindDefaultCredentials finds a key file the way Google's application
 // default credentials do — the file named by KEYWARD_CREDENTIALS, else
 // DefaultCredentialsFile — and returns a JWT-bearer TokenSource for it.
+// As TokenSource does, it refuses a key file whose token_uri has a user
+// name or password, or is plain http to a host that is not loopback.
 func FindDefaultCredentials(ctx context.Context, scopes ...string) (oauth2.TokenSource, error) {
 	path := os.Getenv(CredentialsEnv)
 	if path == "" {

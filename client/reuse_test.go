@@ -281,7 +281,7 @@ func TestFailedRefreshHoldsOff(t *testing.T) {
 	at(m55+6*time.Second, 3) // then 8 s
 	at(m55+14*time.Second, 4)
 	at(m55+30*time.Second, 5)
-	at(m55+62*time.Second, 6) // then 64 s, but a quarter of the 238 s left is 59.5 s
+	at(m55+62*time.Second, 6) // then 64 s, 60 s under the 1-minute cap, and a quarter of the 238 s left is less: 59.5 s
 	at(m55+121500*time.Millisecond-time.Nanosecond, 6)
 	at(m55+121500*time.Millisecond, 7) // a quarter of the 178.5 s left: 44.625 s
 	at(m55+166125*time.Millisecond-time.Nanosecond, 7)
