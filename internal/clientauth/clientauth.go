@@ -821,28 +821,31 @@ func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oau
 
 // Budgeted applies b, the per-address audit budget of the refusals no
 // throttle counts (throttle.AuditBurst), to the refusal oe of a request
-// from source, whose event carries data: it reports skip when the event
+// whose audit event is ev, from ev.Source: it reports skip when the event
 // is not to be written, being over the budget; else, when some of the
-// address's were not, it adds their number to data as "unrecorded". The
-// budget is for a refusal of a request no client authenticated (actor,
-// the event's, is ""), whose failure the throttle did not count
-// (counted), that is the client's fault and not a 429 of the throttle
-// (which the Recorder limits) nor disabled_client (said only to the
-// holder of right credentials): every other refusal is recorded. The
+// address's were not, it adds their number to ev.Data (made if nil) as
+// "unrecorded". The budget is for a refusal of a request no client
+// authenticated (ev.Actor is ""), whose failure the throttle did not
+// count (counted), that is the client's fault and not a 429 of the
+// throttle (which the Recorder limits) nor disabled_client (said only to
+// the holder of right credentials): every other refusal is recorded. The
 // answer is the same either way, and so is the log line.
-func Budgeted(b *throttle.Budget, oe *oauth2.Error, source, actor string, counted bool, data map[string]string) (skip bool) {
-	if actor != "" || counted || oe.ServerFault() || oe.Code == oauth2.ErrDisabledClient {
+func Budgeted(b *throttle.Budget, oe *oauth2.Error, ev *storage.AuditEvent, counted bool) (skip bool) {
+	if ev.Actor != "" || counted || oe.ServerFault() || oe.Code == oauth2.ErrDisabledClient {
 		return false
 	}
 	if _, ok := oe.Err.(*throttle.Refused); ok {
 		return false
 	}
-	record, unrecorded := b.Take(sourceKey(source))
+	record, unrecorded := b.Take(sourceKey(ev.Source))
 	if !record {
 		return true
 	}
 	if unrecorded > 0 {
-		data["unrecorded"] = strconv.Itoa(unrecorded)
+		if ev.Data == nil {
+			ev.Data = map[string]string{}
+		}
+		ev.Data["unrecorded"] = strconv.Itoa(unrecorded)
 	}
 	return false
 }

@@ -216,3 +216,31 @@ func TestLogRefusalKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetedNilData: Budgeted gives an event without data (nil Data) a
+// map of its own for the "unrecorded" note; it took the data map, and
+// wrote the note into a nil one, panicking.
+func TestBudgetedNilData(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	b := throttle.NewBudget(10, func() time.Time { return now })
+	oe := oauth2.Errorf(oauth2.ErrInvalidRequest, "The request has no body.")
+	refused := func() *storage.AuditEvent {
+		return &storage.AuditEvent{Action: "token.refused", Outcome: storage.OutcomeFailure, Source: "192.0.2.1"}
+	}
+	for range throttle.AuditBurst {
+		if Budgeted(b, oe, refused(), false) {
+			t.Fatal("a refusal within the burst was not to be recorded")
+		}
+	}
+	if !Budgeted(b, oe, refused(), false) {
+		t.Fatal("a refusal over the burst was to be recorded")
+	}
+	now = now.Add(time.Second)
+	ev := refused()
+	if Budgeted(b, oe, ev, false) {
+		t.Fatal("a refusal a second later was not to be recorded")
+	}
+	if got := ev.Data["unrecorded"]; got != "1" {
+		t.Errorf("data %v, want unrecorded 1", ev.Data)
+	}
+}

@@ -155,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clientauth.CountThrottled(h.observer, "introspect", err)
 		var oe *oauth2.Error
 		oe, unrecorded = clientauth.Refused(&ev, err, h.recorded)
-		unrecorded = unrecorded || clientauth.Budgeted(h.budget, oe, source, ev.Actor, att.Counted, ev.Data)
+		unrecorded = unrecorded || clientauth.Budgeted(h.budget, oe, &ev, att.Counted)
 		err = oe
 	}
 	// An introspection that finds its token active is a read: its event may

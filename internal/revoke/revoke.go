@@ -74,7 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// does a refusal over the address's audit budget.
 		var oe *oauth2.Error
 		oe, written = clientauth.Refused(&ev, err, h.recorded)
-		written = written || clientauth.Budgeted(h.budget, oe, source, ev.Actor, att.Counted, ev.Data)
+		written = written || clientauth.Budgeted(h.budget, oe, &ev, att.Counted)
 		err = oe
 	}
 	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, !written, err,

@@ -342,15 +342,16 @@ func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Er
 	if req.Audit.AccountID == "" {
 		addNonEmpty(data, "client_id", req.Audit.ClientID)
 	}
-	if clientauth.Budgeted(h.budget, oe, req.Source, req.Audit.Actor, req.attempt.Counted, data) {
+	ev := storage.AuditEvent{
+		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
+		AccountID: req.Audit.AccountID, Actor: req.Audit.Actor, Source: req.Source, Data: data,
+	}
+	if clientauth.Budgeted(h.budget, oe, &ev, req.attempt.Counted) {
 		return nil
 	}
 	ctx, cancel := oauth2.RecordContext(ctx)
 	defer cancel()
-	return h.journal.Write(ctx, storage.Write{Events: []storage.AuditEvent{{
-		Time: req.Now, Action: "token.refused", Outcome: storage.OutcomeFailure,
-		AccountID: req.Audit.AccountID, Actor: req.Audit.Actor, Source: req.Source, Data: data,
-	}}})
+	return h.journal.Write(ctx, storage.Write{Events: []storage.AuditEvent{ev}})
 }
 
 func addNonEmpty(m map[string]string, k, v string) {
