@@ -31,25 +31,10 @@ func checkMasterKeyMode(path string, generated bool, log *slog.Logger) {
 		return // findMasterKey has read it, or said why not
 	}
 	if r.Tightened {
-		log.Warn(fmt.Sprintf("other local users could %s the master key file (the key opens the signing keys and the client-secret pepper the store holds sealed): its mode was tightened, as a generated one's is", othersMay(r.Mode)),
+		log.Warn(fmt.Sprintf("other local users could %s the master key file (the key opens the signing keys and the client-secret pepper the store holds sealed): its mode was tightened, as a generated one's is", filemode.OthersMay(r.Mode)),
 			"path", path, "was", fmt.Sprintf("%#o", r.Mode), "now", fmt.Sprintf("%#o", r.Tight()))
 		return
 	}
-	log.Warn(fmt.Sprintf("other local users can %s the master key file, which opens the signing keys and the client-secret pepper the store holds sealed: run chmod 600 %s", othersMay(r.Mode), shellArg(path)),
+	log.Warn(fmt.Sprintf("other local users can %s the master key file, which opens the signing keys and the client-secret pepper the store holds sealed: run chmod 600 %s", filemode.OthersMay(r.Mode), shellArg(path)),
 		"path", path, "mode", fmt.Sprintf("%#o", r.Mode))
-}
-
-// othersMay says what mode lets group or others do with a file: read,
-// change, read or change, or, with neither bit, execute.
-func othersMay(mode fs.FileMode) string {
-	read, change := mode&0o044 != 0, mode&0o022 != 0
-	switch {
-	case read && change:
-		return "read or change"
-	case read:
-		return "read"
-	case change:
-		return "change"
-	}
-	return "execute"
 }

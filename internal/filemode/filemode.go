@@ -39,3 +39,20 @@ func (r Result) Loose() bool { return r.Regular && r.Mode&0o077 != 0 }
 
 // Tight is Mode without group and other access.
 func (r Result) Tight() fs.FileMode { return r.Mode &^ 0o077 }
+
+// OthersMay says in words what mode's group and other bits let them do
+// with a file, for a warning: "read", "change", "read or change", or,
+// with neither read nor write bits, "execute". It reads no owner bits:
+// call it for a mode with some group or other bit set (Result.Loose).
+func OthersMay(mode fs.FileMode) string {
+	read, change := mode&0o044 != 0, mode&0o022 != 0
+	switch {
+	case read && change:
+		return "read or change"
+	case read:
+		return "read"
+	case change:
+		return "change"
+	}
+	return "execute"
+}

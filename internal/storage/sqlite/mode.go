@@ -16,9 +16,10 @@ import (
 // signing keys and the audit log. Keyward creates them for their owner
 // alone, but a database made by a release from before that is 0644.
 // Only a file this process's user owns is changed; each change, and each
-// file left readable by others, is logged at warn. It runs before SQLite
-// opens the database, which then gives new -wal and -shm files the
-// database's mode.
+// file left open to others, is logged at warn, saying from its mode
+// whether they can read it, change it, or both (filemode.OthersMay). It
+// runs before SQLite opens the database, which then gives new -wal and
+// -shm files the database's mode.
 //
 // A path that is a symbolic link is followed, as SQLite follows it: its
 // -wal and -shm files are beside the file it names, not beside the link.
@@ -56,22 +57,22 @@ func tightenMode(name string, log *slog.Logger) {
 		return
 	}
 	if err != nil {
-		log.Warn("cannot check whether other local users can read the database file", "file", name, "err", err)
+		log.Warn("cannot check whether other local users can access the database file", "file", name, "err", err)
 		return
 	}
 	if !r.Loose() {
 		return
 	}
-	mode, tight := r.Mode, r.Tight()
+	mode, tight, may := r.Mode, r.Tight(), filemode.OthersMay(r.Mode)
 	switch {
 	case !r.Own:
-		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and another user owns it, so its mode was left as it is: have its owner run chmod %#o on it", tight),
+		log.Warn(fmt.Sprintf("other local users can %s the database file, which holds secrets' hashes, sealed signing keys and the audit log, and another user owns it, so its mode was left as it is: have its owner run chmod %#o on it", may, tight),
 			"file", name, "mode", fmt.Sprintf("%#o", mode), "owner_uid", r.Owner)
 	case r.ChmodErr != nil:
-		log.Warn(fmt.Sprintf("other local users can read the database file, which holds secrets' hashes, sealed signing keys and the audit log, and its mode could not be changed: run chmod %#o on it", tight),
+		log.Warn(fmt.Sprintf("other local users can %s the database file, which holds secrets' hashes, sealed signing keys and the audit log, and its mode could not be changed: run chmod %#o on it", may, tight),
 			"file", name, "mode", fmt.Sprintf("%#o", mode), "err", r.ChmodErr)
 	default:
-		log.Warn("the database file was readable by other local users (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is",
+		log.Warn(fmt.Sprintf("other local users could %s the database file (it holds secrets' hashes, sealed signing keys and the audit log): its mode was tightened, as a new database's is", may),
 			"file", name, "was", fmt.Sprintf("%#o", mode), "now", fmt.Sprintf("%#o", tight))
 	}
 }
