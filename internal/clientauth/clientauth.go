@@ -171,11 +171,13 @@ type Attempt struct {
 	// Identified is the client_id such a request named, as sent; "" when
 	// the client authenticated, or named none.
 	Identified string
-	// Counted reports a failure the throttle counted (Failed): credentials
-	// that did not authenticate, not a request refused for its form. Its
-	// refusal is recorded outside the audit budget (Budgeted), the
-	// throttle bounding it already. The JWT-bearer grant sets it for the
-	// assertions it counts.
+	// Counted reports a refusal recorded outside the audit budget
+	// (Budgeted): a failure the throttle counted (Failed), credentials
+	// that did not authenticate, not a request refused for its form, the
+	// throttle bounding it already; or an assertion replayed (its jti
+	// used before, UseJTIs), whose signature verified: a captured one
+	// sent again. The JWT-bearer grant sets it for the assertions it
+	// counts, and the token endpoint for a replay.
 	Counted bool
 }
 
@@ -790,8 +792,11 @@ func RequireForToken(w http.ResponseWriter, r *http.Request, auth Requirer, j Jo
 		// A client assertion used before (or whose use could not be
 		// recorded) proves nothing of who sent it: the refusal names its
 		// account as client_id, as a failed authentication's does, not
-		// as the actor.
+		// as the actor. A replay is recorded outside the audit budget
+		// (Counted): its signature verified, so it is a captured
+		// assertion sent again, not junk.
 		ev.Data["client_id"] = caller.Account.ID
+		att.Counted = true
 		return nil, "", err
 	}
 	ev.Actor = caller.Account.ID
@@ -825,10 +830,11 @@ func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oau
 // is not to be written, being over the budget; else, when some of the
 // address's were not, it adds their number to ev.Data (made if nil) as
 // "unrecorded". The budget is for a refusal of a request no client
-// authenticated (ev.Actor is ""), whose failure the throttle did not
-// count (counted), that is the client's fault and not a 429 of the
-// throttle (which the Recorder limits) nor disabled_client (said only to
-// the holder of right credentials): every other refusal is recorded. The
+// authenticated (ev.Actor is ""), that is not a failure the throttle
+// counted nor a replay (counted, Attempt.Counted), that is the client's
+// fault and not a 429 of the throttle (which the Recorder limits) nor
+// disabled_client (said only to the holder of right credentials): every
+// other refusal is recorded. The
 // answer is the same either way, and so is the log line.
 func Budgeted(b *throttle.Budget, oe *oauth2.Error, ev *storage.AuditEvent, counted bool) (skip bool) {
 	if ev.Actor != "" || counted || oe.ServerFault() || oe.Code == oauth2.ErrDisabledClient {

@@ -34,3 +34,13 @@ func TestUncountedRefusalsBudgeted(t *testing.T) {
 			return introspect.NewHandler(auth, nil, d, d, nil, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 		})
 }
+
+// A replayed client assertion is recorded however many refusals the
+// throttle does not count its address has had: its signature verified
+// (clientauthtest.ReplayRecordedOverBudget).
+func TestReplayRecordedOverBudget(t *testing.T) {
+	clientauthtest.ReplayRecordedOverBudget(t, "/introspect", "token.introspect",
+		func(auth clientauth.Requirer, d *clientauthtest.Directory, clock func() time.Time) http.Handler {
+			return introspect.NewHandler(auth, nil, d, d, nil, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
+		})
+}

@@ -34,3 +34,13 @@ func TestUncountedRefusalsBudgeted(t *testing.T) {
 			return revoke.NewHandler(auth, nil, d, d, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
 		})
 }
+
+// A replayed client assertion is recorded however many refusals the
+// throttle does not count its address has had: its signature verified
+// (clientauthtest.ReplayRecordedOverBudget).
+func TestReplayRecordedOverBudget(t *testing.T) {
+	clientauthtest.ReplayRecordedOverBudget(t, "/revoke", "token.revoke",
+		func(auth clientauth.Requirer, d *clientauthtest.Directory, clock func() time.Time) http.Handler {
+			return revoke.NewHandler(auth, nil, d, d, clock, slog.New(slog.NewTextHandler(io.Discard, nil)), oauth2.NopObserver{})
+		})
+}

@@ -278,8 +278,11 @@ func (h *Handler) issue(ctx context.Context, req *Request, is issuance) (*Respon
 	if errors.Is(err, storage.ErrReplay) && slices.ContainsFunc(is.jtis, func(j storage.UsedJTI) bool { return !strings.HasPrefix(j.Issuer, "dpop:") }) {
 		// An assertion's jti, maybe (the store does not say which): one
 		// used before proves nothing of who sent it again, so the
-		// refusal names its account (AccountID), not as the actor.
+		// refusal names its account (AccountID), not as the actor. It is
+		// recorded all the same, outside the audit budget (Counted): its
+		// signature verified, so it is a captured assertion sent again.
 		req.Audit.Actor = ""
+		req.attempt.Counted = true
 	}
 	if errors.Is(err, storage.ErrReplay) && req.proof != nil {
 		// The proof's jti, or an assertion's: the store does not say.

@@ -2,14 +2,18 @@ package token_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/keyward/keyward/internal/clientauth/clientauthtest"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // A throttled source is answered 429 at the rate it sends, and that is
@@ -93,4 +97,50 @@ func TestUncountedRefusalsBudgeted(t *testing.T) {
 			t.Errorf("%d refusals of a disabled client recorded %d events, want each", n, got)
 		}
 	})
+}
+
+// A replayed assertion (its jti used before) is recorded however many
+// refusals its address has had that the throttle does not count: its
+// signature verified, so it is a captured assertion sent again, not
+// junk, and a flood of empty bodies from the same address first must not
+// leave it out of the audit log, whether it is a JWT-bearer assertion or
+// a private_key_jwt client assertion.
+func TestReplayRecordedOverBudget(t *testing.T) {
+	e := newEnv(t)
+	bearer := form(sign(t, e.rsKey, jose.RS256, "rs", claims(func(c map[string]any) { c["jti"] = "bearer-once" }), nil))
+	clientAssertion := url.Values{
+		"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "client_id": {e.job.ID},
+		"client_assertion_type": {oauth2.ClientAssertionJWT},
+		"client_assertion": {sign(t, e.rsKey, jose.RS256, "rs", map[string]any{
+			"iss": e.job.ID, "sub": e.job.ID, "aud": endpoint, "jti": "client-once",
+			"iat": t0.Add(-10 * time.Second).Unix(), "exp": t0.Add(time.Minute).Unix()}, nil)},
+	}.Encode()
+	for i, tc := range []struct{ name, body string }{
+		{"JWT-bearer assertion", bearer},
+		{"client assertion", clientAssertion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := fmt.Sprintf("192.0.2.%d", 60+i)
+			req := request{body: tc.body, remote: remote}
+			if w := e.do(req); w.Code != http.StatusOK {
+				t.Fatalf("first use: status %d: %s", w.Code, w.Body)
+			}
+			for range 2 * throttle.AuditBurst {
+				if w := e.do(request{body: "", remote: remote}); w.Code != http.StatusBadRequest {
+					t.Fatalf("empty body: status %d: %s", w.Code, w.Body)
+				}
+			}
+			if w := e.do(req); w.Code < 400 {
+				t.Fatalf("replay: status %d: %s", w.Code, w.Body)
+			}
+			evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("no refusal audited: %v", err)
+			}
+			// The empty bodies name no account: the replay's names its.
+			if ev := evs[0]; ev.Source != remote || ev.AccountID != e.job.ID {
+				t.Errorf("newest refusal from %s, account %q (%v); want the replay's from %s", ev.Source, ev.AccountID, ev.Data, remote)
+			}
+		})
+	}
 }

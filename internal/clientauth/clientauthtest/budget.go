@@ -1,6 +1,7 @@
 package clientauthtest
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // Refusal is a request an endpoint refuses before any client
@@ -139,4 +141,59 @@ var UncountedRefusals = []Refusal{
 	{Name: "no credentials", Body: "token=x", Status: http.StatusUnauthorized},
 	{Name: "client_id without credentials", Body: "token=x&client_id=" + ClientID, Status: http.StatusUnauthorized},
 	{Name: "two methods", Body: "token=x&client_secret=s&client_assertion=x", Status: http.StatusBadRequest},
+}
+
+// Replaying authenticates as its Authenticator does, but for a request
+// whose client_assertion is "replayed": that authenticates ClientID with
+// private_key_jwt, with a single-use ID that Directory's Write refuses
+// as used before, as a captured client assertion sent again is.
+type Replaying struct{ *clientauth.Authenticator }
+
+// Require implements clientauth.Requirer.
+func (a Replaying) Require(ctx context.Context, r *http.Request, form oauth2.Form, source string, att *clientauth.Attempt) (*clientauth.Client, error) {
+	if form.Get("client_assertion") != "replayed" {
+		return a.Authenticator.Require(ctx, r, form, source, att)
+	}
+	att.Method = storage.AuthPrivateKeyJWT
+	return &clientauth.Client{
+		Account: storage.Account{ID: ClientID, Email: "api@proj.iam.test", AuthMethods: storage.DefaultAuthMethods},
+		Method:  storage.AuthPrivateKeyJWT,
+		JTIs:    []storage.UsedJTI{{Issuer: ClientID, JTI: "once", ExpiresAt: time.Date(2026, 12, 6, 13, 0, 0, 0, time.UTC)}},
+	}, nil
+}
+
+// ReplayRecordedOverBudget checks an endpoint that authenticates its
+// clients with its token in the form, built on Replaying: a replayed
+// client assertion from an address whose audit budget a flood of empty
+// bodies spent is recorded all the same, naming its account as
+// client_id. Its signature verified, so it is a captured assertion sent
+// again, not junk (clientauth.Budgeted).
+func ReplayRecordedOverBudget(t *testing.T, path, action string, newHandler func(auth clientauth.Requirer, d *Directory, clock func() time.Time) http.Handler) {
+	d := &Directory{}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	auth := clientauth.New(clientauth.Config{Issuer: "https://kw", MaxAssertionLifetime: time.Hour, ClockSkew: time.Minute, Pepper: Pepper, Now: clock}, d)
+	h := newHandler(Replaying{auth}, d, clock)
+	const remote = "203.0.113.7"
+	send := func(body string, status int) {
+		t.Helper()
+		r := httptest.NewRequest("POST", path, strings.NewReader(body))
+		r.RemoteAddr = remote + ":4711"
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != status {
+			t.Fatalf("%q answered %d %s, want %d", body, w.Code, w.Body, status)
+		}
+	}
+	for range 2 * throttle.AuditBurst {
+		send("", http.StatusUnauthorized)
+	}
+	send("token=kwat_x&client_assertion_type="+oauth2.ClientAssertionJWT+"&client_assertion=replayed", http.StatusUnauthorized)
+	d.mu.Lock()
+	last := d.events[len(d.events)-1]
+	d.mu.Unlock()
+	if last.Action != action || last.Source != remote || last.Data["client_id"] != ClientID {
+		t.Errorf("last event %s from %s (%v), want the replay's %s from %s naming client_id %s", last.Action, last.Source, last.Data, action, remote, ClientID)
+	}
 }

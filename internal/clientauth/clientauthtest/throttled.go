@@ -65,10 +65,15 @@ func (d *Directory) Revoke(context.Context, storage.Revocation, storage.AuditEve
 	panic("a refused request revoked a token")
 }
 
-// Write records w's events.
+// Write records w's events. It refuses single-use assertion IDs as used
+// before (storage.ErrReplay): the only client that sends one here is
+// Replaying's.
 func (d *Directory) Write(_ context.Context, w storage.Write) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(w.JTIs) > 0 {
+		return storage.ErrReplay
+	}
 	d.events = append(d.events, w.Events...)
 	return nil
 }
