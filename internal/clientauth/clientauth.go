@@ -176,7 +176,8 @@ type Attempt struct {
 	// that did not authenticate, not a request refused for its form, the
 	// throttle bounding it already; or an assertion replayed (its jti
 	// used before, UseJTIs), whose signature verified: a captured one
-	// sent again. The JWT-bearer grant sets it for the assertions it
+	// sent again; or right credentials sent with a client_id that
+	// disagrees. The JWT-bearer grant sets it for the assertions it
 	// counts, and the token endpoint for a replay.
 	Counted bool
 }
@@ -312,6 +313,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	}
 	att.Method = c.Method
 	if formID != "" && formID != c.Account.ID && formID != c.Account.Email {
+		// Right credentials: their holder's request, recorded outside
+		// the audit budget (Counted), though no client authenticated.
+		att.Counted = true
 		if basic {
 			return nil, oauth2.Errorf(oauth2.ErrInvalidRequest, "The client_id parameter disagrees with the client authenticated in the Authorization header.")
 		}

@@ -16,9 +16,9 @@ import (
 // address as "unrecorded". So a flood of junk writes about one event a
 // second per address and endpoint, not one per request, to a log that
 // is synced to disk. A client that authenticated, right credentials of a
-// disabled account (disabled_client), a failure the
-// client-authentication throttle counts, and a replayed assertion never
-// meet this budget.
+// disabled account (disabled_client) or with a client_id that disagrees,
+// a failure the client-authentication throttle counts, and a replayed
+// assertion never meet this budget.
 const (
 	AuditBurst = 20
 	AuditRate  = 1 // a second

@@ -144,3 +144,29 @@ func TestReplayRecordedOverBudget(t *testing.T) {
 		})
 	}
 }
+
+// Right credentials sent with a client_id that names another client are
+// refused 400 invalid_request, a refusal the throttle does not count; it
+// is recorded however many refusals of junk its address has had: the
+// credentials authenticated, so it is their holder's request, not junk.
+func TestDisagreeingClientIDRecordedOverBudget(t *testing.T) {
+	e := newEnv(t)
+	const remote = "192.0.2.70"
+	for range 2 * throttle.AuditBurst {
+		if w := e.do(request{body: "", remote: remote}); w.Code != http.StatusBadRequest {
+			t.Fatalf("empty body: status %d: %s", w.Code, w.Body)
+		}
+	}
+	w := e.do(request{body: "grant_type=client_credentials&client_id=100000000000000000002",
+		header: http.Header{"Authorization": {basicAuth(e.job.ID, jobSecret)}}, remote: remote})
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("client_id of another: status %d: %s", w.Code, w.Body)
+	}
+	evs, err := e.store.ListAuditEvents(context.Background(), storage.AuditFilter{Action: "token.refused", Newest: true, Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("no refusal audited: %v", err)
+	}
+	if ev := evs[0]; ev.Source != remote || ev.Data["auth_method"] != storage.AuthSecretBasic {
+		t.Errorf("newest refusal from %s (%v); want the disagreeing client_id's from %s", ev.Source, ev.Data, remote)
+	}
+}
