@@ -8,7 +8,6 @@ package assertion
 
 import (
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -110,6 +109,10 @@ type Token struct {
 	// sigLen is the length of the signature in bytes: an RSA key checks
 	// only one as long as its modulus (see fits).
 	sigLen int
+	// sig is the signature's last segment, base64url without padding;
+	// sigValue its value as a number, decoded when first needed (fits).
+	sig      string
+	sigValue *big.Int
 }
 
 // Parse parses raw and decodes its claims without checking the signature,
@@ -139,9 +142,9 @@ func Parse(raw string) (*Token, error) {
 	if err != nil {
 		return nil, fail(Malformed, notCompact, loggedCause(err))
 	}
-	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0],
-		// The last of the three segments that go-jose decoded, unpadded.
-		sigLen: base64.RawURLEncoding.DecodedLen(len(compact) - strings.LastIndexByte(compact, '.') - 1)}
+	// The last of the three segments that go-jose decoded, unpadded.
+	sig := compact[strings.LastIndexByte(compact, '.')+1:]
+	t := &Token{jwt: tok, padded: padded, Header: tok.Headers[0], sig: sig, sigLen: base64.RawURLEncoding.DecodedLen(len(sig))}
 	if err := checkCritical(t.Header); err != nil {
 		return nil, err
 	}
@@ -368,7 +371,8 @@ func (t *Token) verifySignature(keys []storage.Key, now time.Time, log *slog.Log
 	}
 	if !tried {
 		// An account with no key to try (none of alg or of the
-		// signature's length, or all expired or unusable, or none at
+		// signature's length, none whose modulus is above the
+		// signature's value, or all expired or unusable, or none at
 		// all: one with secrets only) answers as late as one whose keys
 		// all refuse the signature, and as an unknown account does
 		// (VerifyDecoy).
@@ -404,14 +408,27 @@ func SignatureChecks() uint64 { return signatureChecks.Load() }
 // fits reports whether pub checks t's signature in full: an RSA key
 // refuses at once a signature of another length than its modulus's (RFC
 // 8017 §8.2.2), so its check costs what the signature's length does, not
-// the key's. Every ES256 signature and P-256 key is checked in full (a
+// the key's; and one whose value is not below its modulus (§5.2.2), before
+// the exponentiation, which the sender, choosing the signature, could
+// time. Every ES256 signature and P-256 key is checked in full (a
 // signature of another length than 64 bytes is refused at once by every
-// key, the decoy's too).
+// key, the decoy's too, and every key has the curve's order).
 func (t *Token) fits(pub crypto.PublicKey) bool {
-	if k, ok := pub.(*rsa.PublicKey); ok {
-		return k.Size() == t.sigLen
+	k, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return true
 	}
-	return true
+	if k.Size() != t.sigLen {
+		return false
+	}
+	if t.sigValue == nil {
+		b, err := base64.RawURLEncoding.DecodeString(t.sig)
+		if err != nil {
+			return false // go-jose decoded it: not reached
+		}
+		t.sigValue = new(big.Int).SetBytes(b)
+	}
+	return t.sigValue.Cmp(k.N) < 0
 }
 
 // decoyES256 is a P-256 public key whose private key was thrown away when
@@ -434,11 +451,16 @@ var decoyES256 = sync.OnceValue(func() crypto.PublicKey {
 var decoysRSA [keyfile.MaxRSABits/8 - keyfile.MinRSABits/8 + 1]atomic.Pointer[rsa.PublicKey]
 
 // decoyRSA returns the RSA decoy key whose modulus is size bytes long, or
-// nil when no RSA key Keyward accepts has one that long. Its modulus is a
-// random odd number of 8×size bits, no product of two primes: no one holds
-// a private key for it, and a signature's check with it costs what one
-// with a real key of that length does (bigmod's arithmetic does not
-// depend on the numbers, only on their length).
+// nil when no RSA key Keyward accepts has one that long. Its modulus is
+// 2^(8×size) − 1, all one bits: no one holds a private key for it (the
+// answer is ignored all the same), a signature's check with it costs
+// what one with a real key of that length does (bigmod's arithmetic does
+// not depend on the numbers, only on their length), and it is above
+// every modulus of that length, so it checks in full every signature
+// that a real key would (fits): all but the one of all one bits, which
+// every key refuses at once. A random modulus would refuse at once a
+// signature that a real key checks in full, and the sender, choosing the
+// signature's value, could time that.
 func decoyRSA(size int) *rsa.PublicKey {
 	i := size - keyfile.MinRSABits/8
 	if i < 0 || i >= len(decoysRSA) {
@@ -447,11 +469,8 @@ func decoyRSA(size int) *rsa.PublicKey {
 	if pub := decoysRSA[i].Load(); pub != nil {
 		return pub
 	}
-	b := make([]byte, size)
-	rand.Read(b) // never fails (crypto/rand)
-	b[0] |= 0x80
-	b[size-1] |= 1
-	decoysRSA[i].CompareAndSwap(nil, &rsa.PublicKey{N: new(big.Int).SetBytes(b), E: 65537})
+	n := new(big.Int).Lsh(big.NewInt(1), uint(8*size))
+	decoysRSA[i].CompareAndSwap(nil, &rsa.PublicKey{N: n.Sub(n, big.NewInt(1)), E: 65537})
 	return decoysRSA[i].Load()
 }
 

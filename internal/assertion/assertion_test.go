@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -1063,5 +1064,76 @@ func TestSignatureCheckedAtItsLength(t *testing.T) {
 				t.Errorf("checked with keys of %v bytes, want %v", checked, tt.want)
 			}
 		})
+	}
+}
+
+// An RSA key refuses at once, before the modular exponentiation that is
+// most of a check's cost, a signature whose value is not below its
+// modulus; the sender chooses the signature, and learns the decoy's
+// modulus by timing answers for an iss naming no account. So a refusal
+// costs as many checks made in full (the signature below the key's
+// modulus) for an account's key as for an unknown iss, whatever the
+// signature's value: one, but for a signature of all one bits, which is
+// below no modulus of its length.
+func TestSignatureCheckedInFullWhateverItsValue(t *testing.T) {
+	spki, err := x509.MarshalPKIXPublicKey(testkeys.RSAPublic(2048))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []storage.Key{{ID: "rsa", AccountID: "a", Algorithm: "RS256", PublicKey: spki}}
+	var sig []byte
+	full := 0
+	onCheck = func(pub crypto.PublicKey) {
+		if new(big.Int).SetBytes(sig).Cmp(pub.(*rsa.PublicKey).N) < 0 {
+			full++
+		}
+	}
+	t.Cleanup(func() { onCheck = nil })
+	for _, tt := range []struct {
+		name  string
+		first byte // the signature's first byte, then random bytes
+		ones  bool // all one bits
+		want  int
+	}{
+		{"low", 0x01, false, 1},
+		{"just above half", 0x80, false, 1},
+		{"high", 0xfe, false, 1},
+		{"all ones but the last bit", 0xff, false, 1},
+		{"all ones", 0xff, true, 0},
+	} {
+		sig = make([]byte, 256)
+		if tt.ones {
+			for i := range sig {
+				sig[i] = 0xff
+			}
+		} else {
+			rand.Read(sig)
+			sig[0] = tt.first
+			if tt.first == 0xff {
+				for i := range sig {
+					sig[i] = 0xff
+				}
+				sig[255] = 0xfe
+			}
+		}
+		enc := base64.RawURLEncoding
+		raw := enc.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." + enc.EncodeToString([]byte(`{"iss":"a@p"}`)) + "." + enc.EncodeToString(sig)
+		tok, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, known := range []bool{false, true} {
+			full = 0
+			if known {
+				if _, err := tok.verifySignature(keys, now, nil); !IsReason(err, BadSignature) {
+					t.Fatalf("%s: verifySignature: %v, want reason BadSignature", tt.name, err)
+				}
+			} else {
+				tok.VerifyDecoy()
+			}
+			if full != tt.want {
+				t.Errorf("%s, known account %v: %d checks made in full, want %d", tt.name, known, full, tt.want)
+			}
+		}
 	}
 }
