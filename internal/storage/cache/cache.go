@@ -1,13 +1,15 @@
 // Package cache keeps the lookups of the token endpoint in memory: accounts
-// by email and ID, each account's keys, and the API catalog. It wraps a
-// storage.Storage; every change made through it drops what it affects at
-// once, and entries also expire after a TTL, which bounds how long a change
-// made elsewhere (another replica) can go unseen. When an entry is missing
-// or expired, the requests that want it at once share one load.
+// by email and ID (and the names no account has), each account's keys, and
+// the API catalog. It wraps a storage.Storage; every change made through it
+// drops what it affects at once, and entries also expire after a TTL,
+// which bounds how long a change made elsewhere (another replica) can go
+// unseen. When an entry is missing or expired, the requests that want it
+// at once share one load.
 package cache
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +26,9 @@ type Options struct {
 	// keeps nothing: every lookup reads the store (those that miss at
 	// once share one read).
 	TTL time.Duration
-	// MaxEntries bounds the number of cached accounts and key lists; 0
-	// means 100,000.
+	// MaxEntries bounds the number of cached accounts and key lists, and
+	// of the names cached as no account's, whose bytes it bounds to 64 a
+	// name on average (a longer name is not kept); 0 means 100,000.
 	MaxEntries int
 	Now        func() time.Time
 }
@@ -64,6 +67,20 @@ type Store struct {
 	// every delegated token request asks it, and it is nearly always
 	// false. Any change to an account drops them all.
 	emailAt map[string]entry[bool]
+	// unknown holds the names GetAccount and GetAccountByEmail found no
+	// account for, with the store's ErrNotFound: an unknown client ID,
+	// email or iss then answers from memory as a known one does, not
+	// after a read of the store that timing would tell apart. Any change
+	// to an account drops them all. unknownBytes is the sum of their
+	// names' lengths, bounded, as their number is, by evicting at random.
+	unknown      map[unknownName]entry[error]
+	unknownBytes int
+}
+
+// unknownName is a name no account has: an email, or else an ID.
+type unknownName struct {
+	email bool
+	name  string
 }
 
 type entry[T any] struct {
@@ -91,6 +108,7 @@ func New(s storage.Storage, opts Options) *Store {
 		users:   map[string]entry[storage.User]{}, grants: map[string]entry[storage.Grant]{},
 		orgs: map[string]entry[storage.Org]{}, projects: map[string]entry[storage.ProjectOrg]{},
 		emailAt: map[string]entry[bool]{},
+		unknown: map[unknownName]entry[error]{},
 	}
 }
 
@@ -110,7 +128,7 @@ func lookup[T any](ctx context.Context, s *Store, kind string, m map[string]entr
 // changed meanwhile.
 func loadMissed[T any](ctx context.Context, s *Store, kind string, m map[string]entry[T], k string, v uint64, load func(storage.Storage, context.Context, string) (T, error)) (T, error) {
 	// The closures are made on a miss only: a hit allocates nothing.
-	cached := func() (T, bool) { val, _, ok := fresh(s, m, k); return val, ok }
+	cached := func() (T, bool, error) { val, _, ok := fresh(s, m, k); return val, ok, nil }
 	return shared(ctx, s, kind+"\x00"+k, v, cached, func(ctx context.Context) (T, error) {
 		now := s.now()
 		val, err := load(s.Storage, ctx, k)
@@ -119,17 +137,23 @@ func loadMissed[T any](ctx context.Context, s *Store, kind string, m map[string]
 		}
 		s.mu.Lock()
 		if s.version == v && s.ttl > 0 {
-			if len(m) >= s.max {
-				for victim := range m { // map order is random: evict one at random
-					delete(m, victim)
-					break
-				}
-			}
-			m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
+			put(s, m, k, val, now)
 		}
 		s.mu.Unlock()
 		return val, nil
 	})
+}
+
+// put caches val as k's in m, loaded at now, evicting an entry at random
+// when m is full. s.mu is held.
+func put[T any](s *Store, m map[string]entry[T], k string, val T, now time.Time) {
+	if len(m) >= s.max {
+		for victim := range m { // map order is random: evict one at random
+			delete(m, victim)
+			break
+		}
+	}
+	m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
 }
 
 // fresh returns m's entry for k, the cache's version, and whether the
@@ -156,11 +180,12 @@ const maxLoad = 20 * time.Second
 // part of the key: a caller that comes after an invalidation starts a load
 // of its own, and never gets a value read before the change. The load
 // first asks cached: a caller that missed just before an earlier load
-// ended finds its result there, and does not load again.
-func shared[T any](ctx context.Context, s *Store, key string, v uint64, cached func() (T, bool), load func(context.Context) (T, error)) (T, error) {
+// ended finds its result there (a value, or the error cached for an
+// account not found), and does not load again.
+func shared[T any](ctx context.Context, s *Store, key string, v uint64, cached func() (T, bool, error), load func(context.Context) (T, error)) (T, error) {
 	ch := s.flight.DoChan(strconv.FormatUint(v, 36)+"\x00"+key, func() (any, error) {
-		if val, ok := cached(); ok {
-			return val, nil
+		if val, ok, err := cached(); ok {
+			return val, err
 		}
 		// Not the first caller's context: its end must not fail the others.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxLoad)
@@ -196,14 +221,101 @@ func accountEmailAt(st storage.Storage, ctx context.Context, key string) (bool, 
 	return st.AccountEmailAt(ctx, local, domain)
 }
 
-// GetAccount implements storage.Storage.
+// GetAccount implements storage.Storage. It caches an ID no account has
+// too, as GetAccountByEmail does an email.
 func (s *Store) GetAccount(ctx context.Context, id string) (storage.Account, error) {
-	return lookup(ctx, s, "byID", s.byID, id, storage.Storage.GetAccount)
+	return s.account(ctx, "byID", s.byID, unknownName{name: id}, storage.Storage.GetAccount)
 }
 
-// GetAccountByEmail implements storage.Storage.
+// GetAccountByEmail implements storage.Storage. Unlike the other lookups
+// but AccountEmailAt it caches a miss too (ErrNotFound, for the TTL at
+// most, dropped by any change to an account made through this cache or
+// announced by Invalidate): the token endpoint looks up every client ID,
+// email and iss a request names, and an unknown one that read the store
+// each time while a known one came from memory would answer measurably
+// later, telling which names are accounts. A name is cached as unknown
+// when first looked up, so a name looked up once in a TTL still reads
+// the store, while an account's name others use may be in memory already.
 func (s *Store) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
-	return lookup(ctx, s, "byEmail", s.byEmail, email, storage.Storage.GetAccountByEmail)
+	return s.account(ctx, "byEmail", s.byEmail, unknownName{email: true, name: email}, storage.Storage.GetAccountByEmail)
+}
+
+// account is GetAccount's and GetAccountByEmail's lookup of n.name in m,
+// with the names no account has cached in s.unknown. A hit, an account
+// or an unknown name, allocates nothing.
+func (s *Store) account(ctx context.Context, kind string, m map[string]entry[storage.Account], n unknownName,
+	load func(storage.Storage, context.Context, string) (storage.Account, error)) (storage.Account, error) {
+	a, v, ok, err := s.freshAccount(m, n)
+	if ok {
+		return a, err
+	}
+	// The closures are made on a miss only.
+	cached := func() (storage.Account, bool, error) { a, _, ok, err := s.freshAccount(m, n); return a, ok, err }
+	return shared(ctx, s, kind+"\x00"+n.name, v, cached, func(ctx context.Context) (storage.Account, error) {
+		now := s.now()
+		a, err := load(s.Storage, ctx, n.name)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return a, err
+		}
+		s.mu.Lock()
+		if s.version == v && s.ttl > 0 {
+			if err == nil {
+				put(s, m, n.name, a, now)
+			} else {
+				s.putUnknown(n, err, now)
+			}
+		}
+		s.mu.Unlock()
+		return a, err
+	})
+}
+
+// freshAccount returns n's fresh entry in m, or else its fresh entry in
+// s.unknown (the zero account and the store's ErrNotFound), the cache's
+// version, and whether either was found.
+func (s *Store) freshAccount(m map[string]entry[storage.Account], n unknownName) (storage.Account, uint64, bool, error) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e, ok := m[n.name]; ok && now.Before(e.expires) {
+		return e.v, s.version, true, nil
+	}
+	if e, ok := s.unknown[n]; ok && now.Before(e.expires) {
+		return storage.Account{}, s.version, true, e.v
+	}
+	return storage.Account{}, s.version, false, nil
+}
+
+// putUnknown caches n as no account's, with the store's answer err,
+// loaded at now. It keeps at most s.max names and 64 bytes a name on
+// average, evicting at random; a longer name than that budget is not
+// kept. The name is copied: a request's name may be a cut of its whole
+// body, which the cache would otherwise keep. s.mu is held.
+func (s *Store) putUnknown(n unknownName, err error, now time.Time) {
+	budget := 64 * s.max
+	if len(n.name) > budget {
+		return
+	}
+	if _, ok := s.unknown[n]; ok { // expired: replaced
+		delete(s.unknown, n)
+		s.unknownBytes -= len(n.name)
+	}
+	for victim := range s.unknown { // map order is random: evict at random
+		if len(s.unknown) < s.max && s.unknownBytes+len(n.name) <= budget {
+			break
+		}
+		delete(s.unknown, victim)
+		s.unknownBytes -= len(victim.name)
+	}
+	n.name = strings.Clone(n.name)
+	s.unknown[n] = entry[error]{v: err, expires: now.Add(s.ttl)}
+	s.unknownBytes += len(n.name)
+}
+
+// dropUnknown drops every name cached as no account's. s.mu is held.
+func (s *Store) dropUnknown() {
+	clear(s.unknown)
+	s.unknownBytes = 0
 }
 
 // CachedAccount returns the account that name names, as the token
@@ -288,12 +400,14 @@ func listAPIs(st storage.Storage, ctx context.Context, _ string) ([]storage.API,
 
 // invalidate drops the entries of an account ("" for none) and, with all,
 // every key list and the catalog too. It drops every AccountEmailAt
-// answer: a false one is not known to hold once an account is made.
+// answer and every name cached as no account's: neither is known to hold
+// once an account is made.
 func (s *Store) invalidate(accountID string, all bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version++
 	clear(s.emailAt)
+	s.dropUnknown()
 	if all {
 		clear(s.keys)
 		clear(s.secrets)
@@ -331,16 +445,18 @@ func (s *Store) Invalidate(accountID string) {
 		s.clearDelegation()
 		clear(s.apis)
 		clear(s.emailAt)
+		s.dropUnknown()
 		s.mu.Unlock()
 		return
 	}
 	s.invalidate(accountID, false)
 }
 
-// The mutations below pass through and drop what they affect. A negative
-// lookup (ErrNotFound) is never cached, so creations need no invalidation
-// beyond the catalog, but for AccountEmailAt's false answers, which every
-// account change drops.
+// The mutations below pass through and drop what they affect. Of the
+// negative lookups (ErrNotFound, a false answer) only the accounts' are
+// cached, GetAccount's, GetAccountByEmail's and AccountEmailAt's, and every
+// account change drops them all, so creations need no invalidation beyond
+// that and the catalog.
 
 // CreateAccount implements storage.Storage.
 func (s *Store) CreateAccount(ctx context.Context, a storage.Account, ev storage.AuditEvent, guards ...storage.Guard) error {

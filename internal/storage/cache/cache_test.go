@@ -3,8 +3,10 @@ package cache_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -522,6 +524,8 @@ func TestHitAllocatesNothing(t *testing.T) {
 		{"GetToken", func() error { _, err := s.GetToken(ctx, hash[:]); return err }},
 		{"GetAccount", func() error { _, err := s.GetAccount(ctx, "1"); return err }},
 		{"GetAccountByEmail", func() error { _, err := s.GetAccountByEmail(ctx, "a@p.example"); return err }},
+		{"GetAccount unknown", func() error { _, err := s.GetAccount(ctx, "2"); return notFound(err) }},
+		{"GetAccountByEmail unknown", func() error { _, err := s.GetAccountByEmail(ctx, "b@p.example"); return notFound(err) }},
 		{"ListKeys", func() error { _, err := s.ListKeys(ctx, "1"); return err }},
 		{"ListSecrets", func() error { _, err := s.ListSecrets(ctx, "1"); return err }},
 		{"IsRevoked", func() error { _, err := s.IsRevoked(ctx, "jti-1"); return err }},
@@ -540,6 +544,18 @@ func TestHitAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notFound is nil for storage.ErrNotFound, and else err or an error
+// saying that it was found.
+func notFound(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err == nil:
+		return errors.New("found, want ErrNotFound")
+	}
+	return err
 }
 
 // BenchmarkHit measures a cache hit, which every token request makes
@@ -809,6 +825,153 @@ func TestMissLooksOnce(t *testing.T) {
 			}
 			if clockReads := reads.Load(); store.n[tt.name] != 1 || clockReads != 1 {
 				t.Errorf("a hit read the store %d times in all and the clock %d times, want 1 and 1", store.n[tt.name], clockReads)
+			}
+		})
+	}
+}
+
+// countingAccounts counts the GetAccount and GetAccountByEmail calls
+// that reach the store.
+type countingAccounts struct {
+	storage.Storage
+	n atomic.Int32
+}
+
+func (c *countingAccounts) GetAccount(ctx context.Context, id string) (storage.Account, error) {
+	c.n.Add(1)
+	return c.Storage.GetAccount(ctx, id)
+}
+
+func (c *countingAccounts) GetAccountByEmail(ctx context.Context, email string) (storage.Account, error) {
+	c.n.Add(1)
+	return c.Storage.GetAccountByEmail(ctx, email)
+}
+
+// TestUnknownAccountCached: a name no account has (a client ID, an
+// email, a JWT-bearer iss) is cached as unknown for the TTL, as an
+// account is, so a guesser's repeated lookups of it answer from memory
+// as a known account's do, not after a read of the store; CachedAccount
+// does not find it. An account made with that name is found at once when
+// made through the cache (created, imported, loaded) or announced by
+// another replica (Invalidate), and after the TTL otherwise.
+func TestUnknownAccountCached(t *testing.T) {
+	ctx := context.Background()
+	b := storage.Account{ID: "2", Email: "b@p.example", Name: "b", Project: "p"}
+	for _, by := range []struct {
+		name   string
+		lookup func(*cache.Store) (storage.Account, error)
+		key    string
+	}{
+		{"by ID", func(s *cache.Store) (storage.Account, error) { return s.GetAccount(ctx, b.ID) }, b.ID},
+		{"by email", func(s *cache.Store) (storage.Account, error) { return s.GetAccountByEmail(ctx, b.Email) }, b.Email},
+	} {
+		for _, tt := range []struct {
+			name   string
+			create func(s *cache.Store, base storage.Storage, c *clock) error
+		}{
+			{"created through the cache", func(s *cache.Store, _ storage.Storage, _ *clock) error { return s.CreateAccount(ctx, b, ev) }},
+			{"imported through the cache", func(s *cache.Store, _ storage.Storage, _ *clock) error {
+				return s.CreateAccounts(ctx, []storage.Account{b}, ev)
+			}},
+			{"loaded through the cache", func(s *cache.Store, _ storage.Storage, _ *clock) error {
+				return s.Load(ctx, storage.Bulk{Accounts: []storage.Account{b}}, []storage.AuditEvent{ev})
+			}},
+			{"created elsewhere and announced", func(s *cache.Store, base storage.Storage, _ *clock) error {
+				if err := base.CreateAccount(ctx, b, ev); err != nil {
+					return err
+				}
+				s.Invalidate(b.ID)
+				return nil
+			}},
+			{"created elsewhere, all announced", func(s *cache.Store, base storage.Storage, _ *clock) error {
+				if err := base.CreateAccount(ctx, b, ev); err != nil {
+					return err
+				}
+				s.Invalidate("")
+				return nil
+			}},
+			{"created elsewhere, past the TTL", func(s *cache.Store, base storage.Storage, c *clock) error {
+				if err := base.CreateAccount(ctx, b, ev); err != nil {
+					return err
+				}
+				c.t = c.t.Add(2 * time.Minute)
+				return nil
+			}},
+		} {
+			t.Run(by.name+"/"+tt.name, func(t *testing.T) {
+				base := openSQLite(t) // empty, for Load
+				t.Cleanup(func() { base.Close() })
+				c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+				counted := &countingAccounts{Storage: base}
+				s := cache.New(counted, cache.Options{TTL: time.Minute, Now: c.now})
+				for i := range 3 {
+					if a, err := by.lookup(s); !errors.Is(err, storage.ErrNotFound) {
+						t.Fatalf("lookup %d of an unknown name = %+v, %v; want ErrNotFound", i+1, a, err)
+					}
+				}
+				if n := counted.n.Load(); n != 1 {
+					t.Fatalf("3 lookups of an unknown name read the store %d times, want 1", n)
+				}
+				if a, ok := s.CachedAccount(by.key); ok {
+					t.Fatalf("CachedAccount(%q) of an unknown name = %+v, found", by.key, a)
+				}
+				if err := tt.create(s, base, c); err != nil {
+					t.Fatal(err)
+				}
+				if a, err := by.lookup(s); err != nil || a.ID != b.ID {
+					t.Fatalf("after the account was made the lookup = %+v, %v; want account %s", a, err, b.ID)
+				}
+			})
+		}
+	}
+
+	t.Run("a negative TTL keeps nothing", func(t *testing.T) {
+		base, c := withAccount(t)
+		counted := &countingAccounts{Storage: base}
+		s := cache.New(counted, cache.Options{TTL: -1, Now: c.now})
+		for range 3 {
+			s.GetAccount(ctx, b.ID)
+		}
+		if n := counted.n.Load(); n != 3 {
+			t.Fatalf("3 lookups read the store %d times, want 3", n)
+		}
+	})
+}
+
+// TestUnknownAccountsBounded: a flood of names no account has keeps at
+// most MaxEntries of them, and at most 64 bytes a name on average, in
+// memory; each name is kept apart from the request it came in (a cut of
+// a 64 KB body would keep all of it).
+func TestUnknownAccountsBounded(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name    string
+		names   []string
+		maxKept int // of the names, after all were looked up
+	}{
+		{"by number", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, 3},
+		{"by bytes", []string{strings.Repeat("a", 96), strings.Repeat("b", 96), strings.Repeat("c", 96), strings.Repeat("d", 96)}, 2},
+		{"too long to keep", []string{strings.Repeat("x", 193)}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := openSQLite(t)
+			defer base.Close()
+			counted := &countingAccounts{Storage: base}
+			s := cache.New(counted, cache.Options{TTL: time.Minute, MaxEntries: 3})
+			for _, name := range tt.names {
+				if _, err := s.GetAccount(ctx, name); !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("GetAccount(%q) = %v, want ErrNotFound", name, err)
+				}
+			}
+			counted.n.Store(0)
+			// A name looked up again that was not kept reads the store
+			// (and is kept, perhaps in the place of one not yet looked
+			// up again): at least len - maxKept reads.
+			for _, name := range tt.names {
+				s.GetAccount(ctx, name)
+			}
+			if n, least := int(counted.n.Load()), len(tt.names)-tt.maxKept; n < least {
+				t.Fatalf("%d names looked up again read the store %d times, want at least %d: more than %d kept", len(tt.names), n, least, tt.maxKept)
 			}
 		})
 	}

@@ -86,6 +86,16 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 	org := func() (storage.Org, error) { return b.GetOrg(ctx, "example.com") }
 	project := func() (storage.ProjectOrg, error) { return b.GetProjectOrg(ctx, "shop") }
 	revoked := func() bool { x, _ := b.IsRevoked(ctx, "jti-1"); return x }
+	emailAt := func(local, domain string) bool {
+		x, err := b.AccountEmailAt(ctx, local, domain)
+		return err == nil && x
+	}
+	// found looks up both, caching each as no account's until it is one.
+	found := func(id, email string) bool {
+		_, errID := b.GetAccount(ctx, id)
+		_, errEmail := b.GetAccountByEmail(ctx, email)
+		return errID == nil && errEmail == nil
+	}
 	keysChanged := func() func() bool {
 		n := signingKeys.Load()
 		return func() bool { return signingKeys.Load() > n }
@@ -182,13 +192,18 @@ func TestReplicaCacheFeelsEveryChange(t *testing.T) {
 			func() bool { _, err := b.GetAccount(ctx, acct.ID); return errors.Is(err, storage.ErrNotFound) }},
 		{"API deleted", func() error { return a.DeleteAPI(ctx, "orders", nil, ev) },
 			func() bool { return api().Name == "" }},
-		// An account made on A ends B's cached answer that no account has
-		// its email, which refuses a delegated sub that is an account's.
+		// An account made on A ends B's cached answers that no account has
+		// its email (AccountEmailAt's, which refuses a delegated sub that
+		// is an account's) and that its ID and email name no account
+		// (GetAccount's and GetAccountByEmail's, the token endpoint's).
 		{"account created", func() error { return a.CreateAccount(ctx, acct, ev) },
-			func() bool { x, err := b.AccountEmailAt(ctx, "job", "shop.example"); return err == nil && x }},
+			func() bool { f := found(acct.ID, acct.Email); return emailAt("job", "shop.example") && f }},
 		{"accounts created", func() error {
 			return a.CreateAccounts(ctx, []storage.Account{{ID: "300000000000000000001", Email: "bulk@bulk.example", Name: "bulk", Project: "bulk", CreatedAt: t0, UpdatedAt: t0}}, ev)
-		}, func() bool { x, err := b.AccountEmailAt(ctx, "bulk", "bulk.example"); return err == nil && x }},
+		}, func() bool {
+			f := found("300000000000000000001", "bulk@bulk.example")
+			return emailAt("bulk", "bulk.example") && f
+		}},
 	} {
 		signing = nil
 		if tc.seen() {
