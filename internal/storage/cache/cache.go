@@ -145,7 +145,9 @@ func loadMissed[T any](ctx context.Context, s *Store, kind string, m map[string]
 }
 
 // put caches val as k's in m, loaded at now, evicting an entry at random
-// when m is full. s.mu is held.
+// when m is full. s.mu is held. k is kept as a copy: a name looked up is
+// often a slice of a request's body (a form's client_id, up to 64 KB),
+// which the entry would otherwise keep alive for the TTL.
 func put[T any](s *Store, m map[string]entry[T], k string, val T, now time.Time) {
 	if len(m) >= s.max {
 		for victim := range m { // map order is random: evict one at random
@@ -153,7 +155,7 @@ func put[T any](s *Store, m map[string]entry[T], k string, val T, now time.Time)
 			break
 		}
 	}
-	m[k] = entry[T]{v: val, expires: now.Add(s.ttl)}
+	m[strings.Clone(k)] = entry[T]{v: val, expires: now.Add(s.ttl)}
 }
 
 // fresh returns m's entry for k, the cache's version, and whether the

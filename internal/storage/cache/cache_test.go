@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/cache"
@@ -972,6 +976,47 @@ func TestUnknownAccountsBounded(t *testing.T) {
 			}
 			if n, least := int(counted.n.Load()), len(tt.names)-tt.maxKept; n < least {
 				t.Fatalf("%d names looked up again read the store %d times, want at least %d: more than %d kept", len(tt.names), n, least, tt.maxKept)
+			}
+		})
+	}
+}
+
+// TestCachedNameKeepsNoRequest: a name looked up is often a slice of a
+// request's body (a form's client_id, a Basic header), up to 64 KB; the
+// entry cached under it must not keep that body alive for the TTL, or
+// one request per account would pin its body, MaxEntries of them.
+func TestCachedNameKeepsNoRequest(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name   string
+		prefix string
+		lookup func(*cache.Store, string) error
+	}{
+		{"by ID", "1", func(s *cache.Store, n string) error { _, err := s.GetAccount(ctx, n); return err }},
+		{"by email", "a@p.example", func(s *cache.Store, n string) error { _, err := s.GetAccountByEmail(ctx, n); return err }},
+		{"unknown ID", "2", func(s *cache.Store, n string) error {
+			if _, err := s.GetAccount(ctx, n); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("GetAccount of an unknown ID: %v, want not found", err)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base, c := withAccount(t)
+			s := cache.New(base, cache.Options{TTL: time.Hour, Now: c.now})
+			body := tt.prefix + "&" + strings.Repeat("x", 1<<20) // the name is its first bytes
+			freed := weak.Make(unsafe.StringData(body))
+			if err := tt.lookup(s, body[:len(tt.prefix)]); err != nil {
+				t.Fatal(err)
+			}
+			body = ""
+			runtime.GC()
+			runtime.GC()
+			if freed.Value() != nil {
+				t.Errorf("the 1 MB request the name %q was cut from is still reachable after its lookup was cached", tt.prefix)
+			}
+			if err := tt.lookup(s, strings.Clone(tt.prefix)); err != nil { // still cached, and s still alive
+				t.Fatal(err)
 			}
 		})
 	}
