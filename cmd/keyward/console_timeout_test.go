@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/keyward/keyward/internal/admin"
@@ -15,7 +16,11 @@ import (
 // TestConsoleRequestTimeout: a request the server takes in and never
 // answers is given up after a bounded time, 30 s (60 s for a batch of a
 // user import), with an error that says so, and the console stays signed
-// in; the page waited for ever, saying nothing. The test has the browser
+// in; the page waited for ever, saying nothing. A request that changes
+// something (creating a secret) says that whether the change was made is
+// not known, to see before trying again: it said to try again, which
+// could make a second secret; signing in, whose token request gives a new
+// token each time, says to try again. The test has the browser
 // hold each request and never answer it, and AbortSignal.timeout wait a
 // hundredth of what the console asks, so the test does not wait 30 s.
 func TestConsoleRequestTimeout(t *testing.T) {
@@ -33,21 +38,51 @@ func TestConsoleRequestTimeout(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("Page.addScriptToEvaluateOnNewDocument: %v", err)
 	}
+	acct := consoleAccount(t, m, "timeout-secret", "billing")
+
+	// Signing in asks the token endpoint for a token: asked again, it gives
+	// another, and the one unanswered expires unused, so it is tried again.
+	held := heldRequests(p, "*/token")
+	p.step("sign in with the key file", chromedp.Navigate(m.Issuer+"/console/"), chromedp.WaitVisible(chromedp.ID("keyfile-form")),
+		chromedp.SetUploadFiles(chromedp.ID("keyfile"), []string{m.AdminKeyFile}),
+		chromedp.Click(chromedp.CSS("#keyfile-form button")))
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sign-in: the token request was not held")
+	}
+	const signInWant = "The server did not answer within 30 s; try again."
+	p.waitAlert("sign-in", "error", signInWant)
+	if got := p.alert(); got != signInWant {
+		t.Errorf("sign-in: the alert says %q, want %q", got, signInWant)
+	}
+	if _, err := chromedp.Call(p.ctx, fetch.Disable, struct{}{}); err != nil {
+		t.Fatalf("Fetch.disable: %v", err)
+	}
 	p.signIn(m)
 	for _, tc := range []struct {
 		name, held string // the requests held
+		open       func() // before they are held, if set
 		send       func()
 		want       string
 	}{
-		{"a view's GET", "*/v1/apis", func() {
+		{"a view's GET", "*/v1/apis", nil, func() {
 			p.step("open the APIs", chromedp.Click(chromedp.Search(`//nav//a[normalize-space()="APIs"]`)))
 		}, "The server did not answer within 30 s; try again."},
-		{"an import's batch", "*/v1/orgs/" + org + "/users", func() {
+		{"a change", "*/v1/service-accounts/" + acct.ID + "/secrets", func() { p.openAccount(acct) }, func() {
+			p.step("create a secret", chromedp.Click(chromedp.Search(`//main[@id="view"]//button[normalize-space()="Create secret"]`)))
+		}, "The server did not answer within 30 s, so whether the change was made is not known: " +
+			"open the page again to see whether it was before trying again."},
+		{"an import's batch", "*/v1/orgs/" + org + "/users", nil, func() {
 			p.openImport(org)
 			p.importFile("import users.csv", f)
 		}, `Whether the user of "users.csv" was imported is not known (no answer, or a server error): ` +
-			"The server did not answer within 60 s; try again."},
+			"The server did not answer within 60 s, so whether the change was made is not known: " +
+			"open the page again to see whether it was before trying again."},
 	} {
+		if tc.open != nil {
+			tc.open()
+		}
 		held := heldRequests(p, tc.held)
 		tc.send()
 		select {

@@ -88,10 +88,12 @@ export const REQUEST_TIMEOUT = 30;
 // decoded JSON answer (data, null when empty) and its Date and ETag
 // headers. auth is true for the session's token, a string for that token,
 // or false; ifMatch, if set, is sent as If-Match; timeout is how many
-// seconds it waits for the answer, body included, before giving up. It
-// throws ApiError: of status 0 when there was no answer, so whether a
-// change was made is not known.
-export async function request(method, path, { body, form, auth = true, ifMatch, timeout = REQUEST_TIMEOUT } = {}) {
+// seconds it waits for the answer, body included, before giving up;
+// change tells whether the request changes something, as any method but
+// GET and HEAD does by default. It throws ApiError: of status 0 when there
+// was no answer, so whether a change was made is not known, which the
+// timeout's message then says rather than to try again.
+export async function request(method, path, { body, form, auth = true, ifMatch, timeout = REQUEST_TIMEOUT, change = method !== "GET" && method !== "HEAD" } = {}) {
   // seg leaves dots as they are, and no escape helps: a URL parser takes
   // a segment of "." or ".." (%2e too) for this folder or the one above
   // and drops it, with the segment before it, so the request would go to
@@ -105,8 +107,12 @@ export async function request(method, path, { body, form, auth = true, ifMatch, 
   const headers = {};
   if (ifMatch) headers["If-Match"] = ifMatch;
   const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error", signal: AbortSignal.timeout(timeout * 1000) };
+  // A change left unanswered may have been made: sent again, it could be
+  // made twice (a second secret or key).
   const unanswered = (e) => e?.name === "TimeoutError"
-    ? new ApiError(0, "timeout", `The server did not answer within ${timeout} s; try again.`)
+    ? new ApiError(0, "timeout", change
+      ? `The server did not answer within ${timeout} s, so whether the change was made is not known: open the page again to see whether it was before trying again.`
+      : `The server did not answer within ${timeout} s; try again.`)
     : null;
   const sent = auth === true ? session : null; // the session whose token it carries
   if (auth === true) {

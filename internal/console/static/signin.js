@@ -139,8 +139,10 @@ export async function withKeyFile(text, left = beginSignIn()) {
     return input + "." + b64url(sig);
   };
 
+  // A token asked for again is another: one left unanswered expires
+  // unused, so a timeout says to try again (change: false).
   const resp = await request("POST", "/token", {
-    auth: false, form: { grant_type: JWT_BEARER, assertion: await sign({ iss: kf.client_email, scope: ADMIN_SCOPE }, tokenEndpoint) },
+    auth: false, change: false, form: { grant_type: JWT_BEARER, assertion: await sign({ iss: kf.client_email, scope: ADMIN_SCOPE }, tokenEndpoint) },
   });
   const tok = resp.data;
   if (typeof tok?.access_token !== "string") fail("The token endpoint answered without an access token.");
