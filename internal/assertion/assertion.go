@@ -7,6 +7,7 @@
 package assertion
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
@@ -109,10 +110,8 @@ type Token struct {
 	// sigLen is the length of the signature in bytes: an RSA key checks
 	// only one as long as its modulus (see fits).
 	sigLen int
-	// sig is the signature's last segment, base64url without padding;
-	// sigValue its value as a number, decoded when first needed (fits).
-	sig      string
-	sigValue *big.Int
+	// sig is the signature's last segment, base64url without padding.
+	sig string
 }
 
 // Parse parses raw and decodes its claims without checking the signature,
@@ -421,14 +420,19 @@ func (t *Token) fits(pub crypto.PublicKey) bool {
 	if k.Size() != t.sigLen {
 		return false
 	}
-	if t.sigValue == nil {
-		b, err := base64.RawURLEncoding.DecodeString(t.sig)
-		if err != nil {
-			return false // go-jose decoded it: not reached
-		}
-		t.sigValue = new(big.Int).SetBytes(b)
+	// Both as big-endian bytes of the key's length, on the stack: this
+	// runs for every RS256 assertion, and a big.Int of the signature
+	// cost three allocations a request.
+	var sigBuf, modBuf [keyfile.MaxRSABits / 8]byte
+	var enc [(keyfile.MaxRSABits/8 + 2) / 3 * 4]byte
+	if t.sigLen > len(sigBuf) || len(t.sig) > len(enc) {
+		return true // a key over MaxRSABits, stored before it was bounded: checked in full
 	}
-	return t.sigValue.Cmp(k.N) < 0
+	n, err := base64.RawURLEncoding.Decode(sigBuf[:], enc[:copy(enc[:], t.sig)])
+	if err != nil || n != t.sigLen {
+		return false // go-jose decoded it: not reached
+	}
+	return bytes.Compare(sigBuf[:n], k.N.FillBytes(modBuf[:n])) < 0
 }
 
 // decoyES256 is a P-256 public key whose private key was thrown away when

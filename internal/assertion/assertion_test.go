@@ -1137,3 +1137,25 @@ func TestSignatureCheckedInFullWhateverItsValue(t *testing.T) {
 		}
 	}
 }
+
+// TestFitsAllocatesNothing: fits runs for every RS256 assertion, before
+// each key is tried; comparing the signature with the key's modulus costs
+// no allocation (a big.Int of the signature cost three a request).
+func TestFitsAllocatesNothing(t *testing.T) {
+	pub := testkeys.RSAPublic(2048)
+	sig := make([]byte, 256)
+	sig[0] = 0x01
+	enc := base64.RawURLEncoding
+	raw := enc.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." + enc.EncodeToString([]byte(`{"iss":"a@p"}`)) + "." + enc.EncodeToString(sig)
+	tok, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := *tok; !c.fits(pub) {
+		t.Fatal("a signature below the modulus does not fit")
+	}
+	// Each run on a fresh copy of the token, as each request has its own.
+	if n := testing.AllocsPerRun(100, func() { c := *tok; c.fits(pub) }); n != 0 {
+		t.Errorf("fits allocates %v times", n)
+	}
+}
