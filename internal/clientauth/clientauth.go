@@ -829,17 +829,19 @@ func Refused(ev *storage.AuditEvent, err error, rec *throttle.Recorder) (oe *oau
 }
 
 // Budgeted applies b, the per-address audit budget of the refusals no
-// throttle counts (throttle.AuditBurst), to the refusal oe of a request
-// whose audit event is ev, from ev.Source: it reports skip when the event
-// is not to be written, being over the budget; else, when some of the
-// address's were not, it adds their number to ev.Data (made if nil) as
-// "unrecorded". The budget is for a refusal of a request no client
-// authenticated (ev.Actor is ""), that is not a failure the throttle
-// counted nor a replay (counted, Attempt.Counted), that is the client's
-// fault and not a 429 of the throttle (which the Recorder limits) nor
-// disabled_client (said only to the holder of right credentials): every
-// other refusal is recorded. The
-// answer is the same either way, and so is the log line.
+// throttle counts (throttle.AuditBurst) and that of all addresses
+// (throttle.AuditAllBurst), to the refusal oe of a request whose audit
+// event is ev, from ev.Source: it reports skip when the event is not to
+// be written, being over either budget; else, when some of the
+// address's were not for its own budget, it adds their number to ev.Data
+// (made if nil) as "unrecorded", and when some of any address's were not
+// for that of all addresses, their number as "unrecorded_all". The
+// budget is for a refusal of a request no client authenticated (ev.Actor
+// is ""), that is not a failure the throttle counted nor a replay
+// (counted, Attempt.Counted), that is the client's fault and not a 429
+// of the throttle (which the Recorder limits) nor disabled_client (said
+// only to the holder of right credentials): every other refusal is
+// recorded. The answer is the same either way, and so is the log line.
 func Budgeted(b *throttle.Budget, oe *oauth2.Error, ev *storage.AuditEvent, counted bool) (skip bool) {
 	if ev.Actor != "" || counted || oe.ServerFault() || oe.Code == oauth2.ErrDisabledClient {
 		return false
@@ -847,15 +849,18 @@ func Budgeted(b *throttle.Budget, oe *oauth2.Error, ev *storage.AuditEvent, coun
 	if _, ok := oe.Err.(*throttle.Refused); ok {
 		return false
 	}
-	record, unrecorded := b.Take(sourceKey(ev.Source))
+	record, unrecorded, unrecordedAll := b.Take(sourceKey(ev.Source))
 	if !record {
 		return true
 	}
+	if (unrecorded > 0 || unrecordedAll > 0) && ev.Data == nil {
+		ev.Data = map[string]string{}
+	}
 	if unrecorded > 0 {
-		if ev.Data == nil {
-			ev.Data = map[string]string{}
-		}
 		ev.Data["unrecorded"] = strconv.Itoa(unrecorded)
+	}
+	if unrecordedAll > 0 {
+		ev.Data["unrecorded_all"] = strconv.Itoa(unrecordedAll)
 	}
 	return false
 }

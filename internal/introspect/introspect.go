@@ -80,8 +80,8 @@ type Handler struct {
 // those that find their token active: their events go to summaries, and
 // the 429s of the client-authentication throttle, recorded once a
 // throttle.RecordEvery per throttle key, and the refusals of no client
-// that the throttle does not count, recorded as the address's audit
-// budget allows (clientauth.Budgeted).
+// that the throttle does not count, recorded as the audit budgets of the
+// address and of all addresses allow (clientauth.Budgeted).
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, catalog Catalog, journal Journal, summaries Summaries, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	if summaries == nil {
 		summaries = writeEach{}
@@ -165,7 +165,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// RFC 7662 §2.2 has the answer hide), revoked, expired or unknown, which
 	// can be a stolen token in use or a search for one. A 429 of the
 	// throttle is the exception: one a minute per throttle key is written;
-	// so is a refusal over its address's audit budget (Budgeted).
+	// so is a refusal over an audit budget, its address's or all's
+	// (Budgeted).
 	method := ev.Data["auth_method"]
 	write := !unrecorded && (err != nil || ev.Data["active"] != "true" || !h.summaries.Add(ev))
 	err = clientauth.Record(r.Context(), h.log, h.journal, &ev, write, err,

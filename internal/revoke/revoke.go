@@ -54,7 +54,8 @@ type Handler struct {
 // durably before its answer, except the 429s of the client-authentication
 // throttle, recorded once a throttle.RecordEvery per throttle key, and the
 // refusals of no client that the throttle does not count, recorded as the
-// address's audit budget allows (clientauth.Budgeted).
+// audit budgets of the address and of all addresses allow
+// (clientauth.Budgeted).
 func NewHandler(auth Authenticator, resolver *tokenstate.Resolver, store Store, journal Journal, now func() time.Time, log *slog.Logger, observer oauth2.Observer) *Handler {
 	return &Handler{auth: auth, resolver: resolver, store: store, journal: journal, now: now, log: log, observer: observer,
 		recorded: throttle.NewRecorder(throttle.MaxRecordedKeys, now), budget: throttle.NewBudget(throttle.MaxRecordedKeys, now)}
@@ -71,7 +72,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		clientauth.CountThrottled(h.observer, "revoke", err)
 		// A 429 of the throttle not to be recorded counts as written, as
-		// does a refusal over the address's audit budget.
+		// does a refusal over an audit budget (the address's, all's).
 		var oe *oauth2.Error
 		oe, written = clientauth.Refused(&ev, err, h.recorded)
 		written = written || clientauth.Budgeted(h.budget, oe, &ev, att.Counted)

@@ -132,7 +132,7 @@ func TestBudget(t *testing.T) {
 		now = now.Add(tt.advance)
 		recorded, last := 0, -1
 		for range tt.n {
-			if ok, u := b.Take(tt.key); ok {
+			if ok, u, _ := b.Take(tt.key); ok {
 				recorded++
 				last = u
 			}
@@ -154,5 +154,44 @@ func TestBudgetBounded(t *testing.T) {
 	}
 	if n, m := len(b.skipped), len(b.l.m); n > 10 || m > 10 {
 		t.Errorf("tracks %d counts and %d buckets, want at most 10", n, m)
+	}
+}
+
+// A Budget records at most AuditAllBurst refusals at once and AuditAllRate
+// a second of all its keys together, each key within its own budget, and
+// the first it records after some the shared budget did not says how many
+// ("unrecorded_all"), whatever their keys; a key's own count is only of
+// the refusals its own budget did not let through.
+func TestBudgetAcrossKeys(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := NewBudget(100_000, func() time.Time { return now })
+	for _, tt := range []struct {
+		name              string
+		advance           time.Duration
+		keys, each        int // how many keys (fresh ones), refusals of each at once
+		recorded, lastAll int // how many recorded; the last recorded one's unrecordedAll
+	}{
+		{name: "many keys, each within its budget", keys: 50, each: 10, recorded: AuditAllBurst},
+		{name: "a second on", advance: time.Second, keys: 1, each: 1, recorded: 1, lastAll: 50*10 - AuditAllBurst},
+		{name: "the rest of that second", keys: 100, each: 1, recorded: AuditAllRate - 1},
+		{name: "a minute on", advance: time.Minute, keys: 1, each: 1, recorded: 1, lastAll: 100 - (AuditAllRate - 1)},
+	} {
+		now = now.Add(tt.advance)
+		recorded, lastAll := 0, -1
+		for k := range tt.keys {
+			key := fmt.Sprintf("%s %d", tt.name, k)
+			for range tt.each {
+				if ok, u, all := b.Take(key); ok {
+					recorded++
+					lastAll = all
+					if u != 0 {
+						t.Errorf("%s: key %q's own budget did not let %d through", tt.name, key, u)
+					}
+				}
+			}
+		}
+		if recorded != tt.recorded || lastAll != tt.lastAll {
+			t.Errorf("%s: recorded %d, the last saying %d unrecorded_all; want %d and %d", tt.name, recorded, lastAll, tt.recorded, tt.lastAll)
+		}
 	}
 }

@@ -322,9 +322,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *Request) (*
 // its throttle key in a throttle.RecordEvery, and its event says that
 // further ones are not; a refusal of no client that the throttle does not
 // count (an empty body, an unknown grant type, no credentials) only as
-// its address's audit budget allows (clientauth.Budgeted). So a flood of
-// failures from one address writes a bounded number of events, not one
-// per request.
+// the audit budgets of its address and of all addresses allow
+// (clientauth.Budgeted). So a flood of failures from one address, or
+// from many, writes a bounded number of events, not one per request.
 func (h *Handler) recordRefusal(ctx context.Context, req *Request, oe *oauth2.Error) error {
 	note, skip := h.recorded.Skip(oe.Err)
 	if skip {

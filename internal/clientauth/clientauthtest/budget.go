@@ -52,6 +52,10 @@ func RefusalsBudgeted(t *testing.T, path, action string, refused []Refusal, newH
 // and says how many were not ("unrecorded"). Another address is not held
 // back by it, nor are the refusals the client-authentication throttle
 // counts (a wrong secret, from the flooded address): each is recorded.
+// Many addresses, each within its budget, are recorded at most the
+// budget of all addresses' burst times (throttle.AuditAllBurst), and the
+// next event recorded, from any address, says how many were not
+// ("unrecorded_all").
 func CheckRefusalBudget(t *testing.T, e Endpoint, refused []Refusal) {
 	const burst, n = 20, 60 // throttle.AuditBurst; a flood
 	seen := len(e.Events(t))
@@ -110,6 +114,50 @@ func CheckRefusalBudget(t *testing.T, e Endpoint, refused []Refusal) {
 				t.Errorf("another address: recorded %v, want one event", evs)
 			case evs[0].Data["error"] == "" || evs[0].Data["error"] == oauth2.ErrTemporarilyUnavailable:
 				t.Errorf("recorded error %q, want the refusal's", evs[0].Data["error"])
+			}
+		})
+	}
+	// Many addresses, each within its own budget, are held to that of
+	// all addresses together (throttle.AuditAllBurst): as an IPv6 /48's
+	// 65,536 /64s would be, or many IPv4 addresses.
+	for _, tt := range []struct {
+		name        string
+		addrs, each int // addresses, refusals of each
+	}{
+		{name: "many addresses, a few each", addrs: 25, each: 10},
+		{name: "many more addresses, one each", addrs: 250, each: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(refused) == 0 {
+				t.Skip("no refusals")
+			}
+			rf := refused[0]
+			e.Advance(time.Minute) // the budget of all addresses full again
+			n := tt.addrs * tt.each
+			if tt.each > throttle.AuditBurst || n <= throttle.AuditAllBurst {
+				t.Fatalf("%d addresses sending %d each is not a flood of addresses within their budgets", tt.addrs, tt.each)
+			}
+			for a := range tt.addrs {
+				for range tt.each {
+					send(t, rf.Body, fmt.Sprintf("198.51.%d.%d", 100+a/200, a%200+1), nil, rf.Status)
+				}
+			}
+			evs := e.Events(t)
+			evs, seen = evs[seen:], len(evs)
+			if len(evs) != throttle.AuditAllBurst {
+				t.Errorf("%d addresses sending %d each recorded %d events, want %d", tt.addrs, tt.each, len(evs), throttle.AuditAllBurst)
+			}
+			for _, ev := range evs {
+				if u, ok := ev.Data["unrecorded_all"]; ok {
+					t.Errorf("an event within the budget of all addresses says unrecorded_all %q", u)
+				}
+			}
+			e.Advance(time.Second)
+			const next = "192.0.2.99"
+			send(t, rf.Body, next, nil, rf.Status)
+			evs = recorded(t, next)
+			if len(evs) != 1 || evs[0].Data["unrecorded_all"] != fmt.Sprint(n-throttle.AuditAllBurst) || evs[0].Data["unrecorded"] != "" {
+				t.Errorf("a second on, recorded %v, want one event saying unrecorded_all %d and no unrecorded", evs, n-throttle.AuditAllBurst)
 			}
 		})
 	}
