@@ -379,6 +379,8 @@ const NOT_SENT = "not_sent";
 // after the batches before it imported imported users. Unless the admin
 // API (or a proxy) refused the batch, whether it was imported is not
 // known: without an answer, or with a 5xx, it may have been committed.
+// A batch given up unanswered says so plainly: request's message for a
+// change would say again that it is not known.
 // The API numbers the users it refuses from 1, in the batch's order: each
 // one named is shown with its line in the file.
 function importFailed(e, name, users, batches, k, imported) {
@@ -386,10 +388,11 @@ function importFailed(e, name, users, batches, k, imported) {
   const unsent = e instanceof ApiError && e.code === NOT_SENT;
   const unknown = !unsent && (!(e instanceof ApiError) || e.status === 0 || e.status >= 500);
   const one = batches.length === 1;
+  const why = e instanceof ApiError && e.code === "timeout" ? `The server did not answer within ${IMPORT_TIMEOUT} s.` : e.message;
   let msg;
   if (one) {
     const them = users.length === 1 ? "the user of " + name + " was" : "the users of " + name + " were";
-    msg = unknown ? `Whether ${them} imported is not known (no answer, or a server error): ${e.message}` : e.message;
+    msg = unknown ? `Whether ${them} imported is not known (no answer, or a server error): ${why}` : e.message;
   } else {
     const rest = users.length - to;
     msg = (from > 0 ? `Imported ${count(imported)} of the ${count(users.length)} users of ${name}; batch` : "Batch")
@@ -397,7 +400,7 @@ function importFailed(e, name, users, batches, k, imported) {
       + (rest > 0 ? ` and the ${rest === 1 ? "user after it was" : count(rest) + " users after it were"} not sent.\n` : ".\n")
       + (unsent ? `Batch ${k + 1} was not sent: ` : unknown ? `Whether batch ${k + 1} was imported is not known (no answer, or a server error): `
         : `Batch ${k + 1} was refused, and ${to - from === 1 ? "its user was not" : "none of its users were"} imported: `)
-      + e.message;
+      + why;
   }
   const named = [...e.message.matchAll(/\buser (\d+):/g)].map((m) => Number(m[1])).filter((n) => n >= 1 && n <= to - from);
   for (const n of named) {
