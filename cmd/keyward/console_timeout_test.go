@@ -23,7 +23,10 @@ import (
 // could make a second secret; signing in, whose token request gives a new
 // token each time, says to try again. An import's batch says once that
 // whether it was imported is not known: it said so twice, the change's
-// message inside the import's. The test has the browser
+// message inside the import's. Sign out, whose revocation of the token
+// is not answered, signs out saying that the token may still be valid
+// until it expires; it said to open the page again, and that the token
+// stays valid. The test has the browser
 // hold each request and never answer it, and AbortSignal.timeout wait a
 // hundredth of what the console asks, so the test does not wait 30 s.
 func TestConsoleRequestTimeout(t *testing.T) {
@@ -101,5 +104,22 @@ func TestConsoleRequestTimeout(t *testing.T) {
 		if signedIn := eval[bool](p, `!document.getElementById("nav").hidden`); !signedIn {
 			t.Errorf("%s: the console signed out", tc.name)
 		}
+	}
+
+	// Sign out signs out all the same when the revocation of its token is
+	// not answered, saying that the token may still be valid.
+	held = heldRequests(p, "*/v1/tokens/revoke")
+	p.step("sign out", chromedp.Click(chromedp.ID("signout")))
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sign out: the revocation was not held")
+	}
+	const signOutWant = "Signed out, but the server did not answer the revocation of the access token within 30 s, " +
+		"so the token may still be valid until it expires (at most its lifetime)."
+	p.step("sign out: signed out", chromedp.WaitVisible(chromedp.ID("keyfile-form")))
+	p.waitAlert("sign out", "error", signOutWant)
+	if got := p.alert(); got != signOutWant {
+		t.Errorf("sign out: the alert says %q, want %q", got, signOutWant)
 	}
 }

@@ -35,7 +35,9 @@ export function signIn(token, me, expiresAt, revokeID = null) {
 }
 
 // endSession revokes the token the console obtained, if it did, and signs
-// out. A failed revocation is reported, but signs out all the same.
+// out. A failed revocation is reported, but signs out all the same; one
+// not answered may have been carried out, or not, so the token may still
+// be valid (request's message for a change would say to open the page).
 export async function endSession() {
   const id = session?.revokeID;
   if (!id) {
@@ -46,7 +48,9 @@ export async function endSession() {
     await request("POST", "/v1/tokens/revoke", { body: { jti: id } });
     signOut("Signed out; the console's access token is revoked.", false, true);
   } catch (e) {
-    signOut(`Signed out, but the access token could not be revoked (${e.message}); it stays valid until it expires.`);
+    signOut(e?.code === "timeout"
+      ? `Signed out, but the server did not answer the revocation of the access token within ${REQUEST_TIMEOUT} s, so the token may still be valid until it expires (at most its lifetime).`
+      : `Signed out, but the access token could not be revoked (${e.message}); it stays valid until it expires.`);
   }
 }
 
