@@ -42,7 +42,6 @@ import (
 	"io"
 	"math/big"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -378,20 +377,10 @@ func checkKeyFileTokenURI(uri string, sent bool) error {
 	if u.User != nil {
 		return fmt.Errorf("client: the key file's token_uri %q has a user name or password, which Keyward never writes there and which would go to the token endpoint: get a new key file ('keyward keys create')", kwoauth2.RedactURL(uri))
 	}
-	if sent && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if sent && u.Scheme == "http" && !kwoauth2.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("client: the key file's token_uri %q is plain http:// to a host that is not loopback, so the signed assertion and the token would cross the network unencrypted: get a key file of the server's https:// issuer, or give TokenURL to send token requests over plain HTTP all the same", kwoauth2.RedactURL(uri))
 	}
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP address,
-// to which keyward serve takes plain HTTP.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // fetchFunc is a TokenSource that fetches a new token on every call.

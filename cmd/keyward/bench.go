@@ -37,6 +37,7 @@ import (
 	"github.com/keyward/keyward/internal/clientauth"
 	"github.com/keyward/keyward/internal/dpop"
 	"github.com/keyward/keyward/internal/loadgen"
+	"github.com/keyward/keyward/internal/oauth2"
 	"github.com/keyward/keyward/internal/procstat"
 	"github.com/keyward/keyward/internal/sakey"
 	"github.com/keyward/keyward/internal/signer"
@@ -404,7 +405,7 @@ type bench struct {
 
 func isLoopbackURL(s string) bool {
 	u, err := url.Parse(s)
-	return err == nil && isLoopback(u.Hostname())
+	return err == nil && oauth2.IsLoopbackHost(u.Hostname())
 }
 
 // startServer runs `keyward serve` as a child process, so its CPU and

@@ -179,7 +179,7 @@ func checkTokenURI(name, raw string) error {
 // client package does, with remedy, what to do in the CLI's terms.
 func plainHTTPTokenURI(uri, remedy string) error {
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || isLoopback(u.Hostname()) {
+	if err != nil || u.Scheme != "http" || kwoauth2.IsLoopbackHost(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("the key file's token_uri %q is plain http:// to a host that is not loopback, so the signed assertion and the token would cross the network unencrypted: %s", kwoauth2.RedactURL(uri), remedy)

@@ -171,7 +171,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		add("%s and %s must be given together", c.flag("tls-cert"), c.flag("tls-key"))
 	}
-	if err == nil && !tls && !c.InsecureHTTP && !isLoopback(host) {
+	if err == nil && !tls && !c.InsecureHTTP && !oauth2.IsLoopbackHost(host) {
 		add("%s %s is not a loopback address: give --tls-cert and --tls-key, or --insecure-http if a TLS proxy is in front", c.flag("listen"), c.Listen)
 	}
 	if c.Issuer != "" {
@@ -188,7 +188,7 @@ func (c *Config) Validate() error {
 			// Any "#" begins a fragment, an empty one ("…#") too, which
 			// url.Parse keeps no trace of: token_uri would be "…#/token".
 			add("%s %q must have no query, fragment or trailing slash (RFC 8414 §2)", c.flag("issuer"), issuer)
-		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !c.InsecureHTTP:
+		case u.Scheme == "http" && !oauth2.IsLoopbackHost(u.Hostname()) && !c.InsecureHTTP:
 			add("%s %q uses http on a non-loopback host: use https, or --insecure-http", c.flag("issuer"), issuer)
 		}
 	} else if err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
@@ -294,14 +294,6 @@ func checkIntrospectionAudit(flag string, d time.Duration) error {
 func validPort(port string) bool {
 	_, err := net.LookupPort("tcp", port)
 	return err == nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // textMasterKey reports whether k, a master key, is all printable ASCII:
