@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -796,18 +795,6 @@ func TestFirstStartKeyCommitLost(t *testing.T) {
 	}
 }
 
-// armedCreateKey is a store whose CreateKey arms a commitHolder first, so
-// that the COMMIT of the administrator key is the one held.
-type armedCreateKey struct {
-	storage.Storage
-	p *commitHolder
-}
-
-func (s armedCreateKey) CreateKey(ctx context.Context, k storage.Key, check func([]storage.Key) error, ev storage.AuditEvent) error {
-	s.p.arm(func(client net.Conn) { client.Close() })
-	return s.Storage.CreateKey(ctx, k, check, ev)
-}
-
 // TestFirstStartKeyLateCommit: on PostgreSQL, a first start whose
 // administrator key's COMMIT was sent and its connection then lost,
 // finding the key not stored yet, keeps admin-key.json, which the server
@@ -821,7 +808,7 @@ func TestFirstStartKeyLateCommit(t *testing.T) {
 	cfg.DB = p.dsn
 	writeStale(t, path)
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), wrapStore: func(s storage.Storage) storage.Storage {
-		return armedCreateKey{s, p}
+		return armedKeyCommit{s, p}
 	}}
 	err := m.Open(context.Background())
 	email := m.Server.Admin.Email(admin.AdminAccountName, admin.AdminProject)
