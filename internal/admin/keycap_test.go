@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/admin"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/validate"
 )
 
 // An account has at most admin.MaxKeys keys, disabled ones included:
@@ -161,12 +163,25 @@ func TestCredentialOfAccountDeletedMeanwhile(t *testing.T) {
 			if status, out, _ := f.call(t, "POST", "/v1/service-accounts", auth, admin.AccountInput{Name: name, Project: "shop"}); status != 201 {
 				t.Fatalf("creating the account: %d %v", status, out)
 			}
+			// One an import made, its email over 64 bytes: quoted and cut.
+			long := strings.Repeat("a", 60) + fmt.Sprint(i) + "@shop.iam.test"
+			now := time.Now()
+			if err := st.CreateAccount(context.Background(), storage.Account{ID: fmt.Sprintf("legacy-%d", i), Email: long, Name: "job", Project: "shop",
+				TokenLifetime: time.Hour, AuthMethods: storage.DefaultAuthMethods, CreatedAt: now, UpdatedAt: now},
+				storage.AuditEvent{Time: now, Action: "account.create", Outcome: storage.OutcomeSuccess, Actor: "test"}); err != nil {
+				t.Fatal(err)
+			}
 			armed.Store(true)
 			defer armed.Store(false)
-			status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+email+"/"+tc.path, auth, tc.body)
-			want := fmt.Sprintf("The service account %q does not exist.", email)
-			if desc, _ := out["error_description"].(string); status != 404 || desc != want {
-				t.Fatalf("%d %v, want 404 with %q", status, out, want)
+			for _, ref := range []struct{ email, shown string }{
+				{email, strconv.Quote(email)},
+				{long, validate.QuoteClip(long)},
+			} {
+				status, out, _ := f.call(t, "POST", "/v1/service-accounts/"+ref.email+"/"+tc.path, auth, tc.body)
+				want := "The service account " + ref.shown + " does not exist."
+				if desc, _ := out["error_description"].(string); status != 404 || desc != want {
+					t.Fatalf("%d %v, want 404 with %q", status, out, want)
+				}
 			}
 		})
 	}

@@ -182,7 +182,7 @@ func storeErr(err error, what string) error {
 // store's ErrNotFound is of the account, deleted since it was looked up.
 func addErr(err error, a storage.Account, what string) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		return storeErr(err, fmt.Sprintf("The service account %q", a.Email))
+		return storeErr(err, "The service account "+quoteClip(a.Email))
 	}
 	return storeErr(err, what)
 }
