@@ -29,12 +29,11 @@ import (
 // transaction, which no other change of the row (for an organization or a
 // project, of the organization's row, which the store locks, with, for a
 // move, the row of the organization the project leaves) can interleave
-// with, so two
-// administrators editing one account (both sending its whole scope list,
-// say) cannot silently undo each other's changes, nor one delete what the
-// other just changed: the later one gets 412 and nothing is saved or
-// deleted. Without If-Match, or with If-Match: *, a request is made as it
-// always was.
+// with, so two administrators editing one account (both sending its whole
+// scope list, say) cannot silently undo each other's changes, nor one
+// delete what the other just changed: the later one gets 412 and nothing
+// is saved or deleted. Without If-Match, or with If-Match: *, a request
+// is made as it always was.
 
 // ErrPreconditionFailed is the admin error code of a 412: the resource is
 // no longer in the state If-Match names.
