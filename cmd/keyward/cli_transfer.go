@@ -212,15 +212,18 @@ already.`,
 			// else it may not be known.
 			const runAgain = "run the import again to see: it imports the file if it was not, and refuses it, naming what the store holds, if it was"
 			interrupted := func(err error) error {
-				if ctxErr := cmd.Context().Err(); ctxErr == nil || !errors.Is(err, ctxErr) {
-					if errors.Is(err, transfer.ErrOutcomeUnknown) {
-						return fmt.Errorf("%w; %s", err, runAgain)
-					}
-					return err
-				} else if errors.Is(err, transfer.ErrOutcomeUnknown) {
+				ctxErr := cmd.Context().Err()
+				cancelled := ctxErr != nil && errors.Is(err, ctxErr)
+				unknown := errors.Is(err, transfer.ErrOutcomeUnknown)
+				switch {
+				case cancelled && unknown:
 					return errors.New("import interrupted, maybe as the store committed: whether the file was imported is not known; " + runAgain)
+				case cancelled:
+					return errors.New("import interrupted: nothing was imported")
+				case unknown:
+					return fmt.Errorf("%w; %s", err, runAgain)
 				}
-				return errors.New("import interrupted: nothing was imported")
+				return err
 			}
 			cfg.migrateNewOnly = true
 			st, err := openStore(cmd.Context(), cfg, commandLogger(cmd))
